@@ -15,6 +15,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 
 from pipeline.config import ConfigError, apply_overrides, load_params
 from pipeline.readers import InputError
@@ -24,6 +25,8 @@ STAGES = {
     "ingest": ("pipeline.ingest", "read the raw edge list, map ids, clean, split train/val/test"),
     "degree-stats": ("pipeline.degree_stats",
                      "degree statistics, power-law alpha_hat, per-node neighbourhood sizes"),
+    "train": ("pipeline.train", "Lightning training of BLADE and the trained baselines"),
+    "evaluate": ("pipeline.evaluate", "filtered ranking metrics for every model and baseline"),
 }
 
 
@@ -46,6 +49,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(fragment in record.getMessage() for fragment in self.fragments)
+
+
+def quiet_library_noise() -> None:
+    """Keep the user's log to what they can act on: drop libraries' adverts and known-harmless notes."""
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        _DropMessages("litlogger", "LitLogger"))
+    for message in (
+        r".*isinstance\(treespec, LeafSpec\)",  # lightning vs torch 2.13 pytree deprecation
+        r"Checkpoint directory .* exists and is not empty",  # expected: we resume from it
+        r"Sparse CSR tensor support is in beta",
+        r".*does not have many workers",  # the loaders hold edge ids in memory: no workers needed
+    ):
+        warnings.filterwarnings("ignore", message=message)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -53,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    quiet_library_noise()
     try:
         params = apply_overrides(load_params(args.params), args.overrides)
         importlib.import_module(args.module).main(params)

@@ -1,0 +1,187 @@
+"""LightningModule that trains a link-prediction encoder with fresh sampled neighbourhoods.
+
+It receives its parts (encoder, sampler, optimiser factory) rather than building them, so one
+module trains BLADE, its ablations, DAEMON and the SAGE baseline (``models.variants``).
+
+Per epoch the sampler draws new neighbourhoods (seeded by ``seed`` and the epoch, so a resumed
+run draws what an uninterrupted one would). Per mini-batch of training edges the whole graph
+is encoded (full-graph propagation: on a CPU this beats per-batch subgraph extraction at
+amazon0302 size), without the pairs whose first hop is one of the batch's own edges, and the
+asymmetric loss is taken on the batch with K uniform negatives per edge.
+
+Validation ranks a fixed, seeded sample of validation edges against all nodes (filtered by the
+query's training out-neighbours) and logs ``val_mrr@10`` and ``val_hit_rate@10``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+
+from models.batching import EpochAggregation
+from models.encoder import score
+from models.loss import blade_loss, sample_negatives
+from models.metrics import filtered_ranks, ranking_metrics
+from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
+
+# Neighbourhoods for inference come from this fixed draw, so embeddings are reproducible.
+INFERENCE_SEED_OFFSET = 1_000_003
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite: training stops with the step and the usual remedies."""
+
+
+@dataclass
+class ValidationSet:
+    """Validation edges ranked after every epoch, and the training out-neighbours to filter."""
+
+    edges: Tensor  # [2, Q]
+    exclude_indptr: Tensor  # [N + 1] CSR of training out-neighbours
+    exclude_indices: Tensor  # [nnz]
+    ks: tuple[int, ...] = (5, 10, 20)
+
+
+class LinkPredictionModule(pl.LightningModule):
+    """Trains ``encoder`` on ``train_edges``; see the module docstring.
+
+    Args:
+        encoder: ``BladeEncoder`` or ``UndirectedSageEncoder``; ``forward(out_adj, in_adj,
+            features) -> (s [N, d], t [N, d])``, with a ``scale`` attribute.
+        sampler: draws the epoch's neighbourhoods from the training graph. For an undirected
+            encoder it samples the graph listed in both directions (edge ids ``e`` and
+            ``e + E``), so ``via_edge % E`` is the training edge.
+        optimizer: factory ``params -> torch.optim.Optimizer``.
+        train_edges: ``[2, E]`` training edges (the loss's positives).
+        one_way: ``[E]`` bool, reverse edge absent from the training graph.
+        num_nodes: N.
+        seed: base seed of sampling, batching and negatives.
+        features: ``[N, F]`` node features or None (ID embeddings).
+        aggregation, node_degree: see :class:`models.batching.EpochAggregation`.
+        num_negatives: K uniform negatives per positive.
+        lambda_asym: weight of the asymmetric loss term.
+        edge_weight: ``[E]`` optional loss weights per training edge.
+        validation: :class:`ValidationSet` or None.
+    """
+
+    def __init__(
+        self,
+        encoder: torch.nn.Module,
+        sampler: NeighbourhoodSampler,
+        optimizer: Callable[[Iterator[torch.nn.Parameter]], torch.optim.Optimizer],
+        train_edges: Tensor,
+        one_way: Tensor,
+        num_nodes: int,
+        seed: int,
+        *,
+        features: Tensor | None = None,
+        aggregation: str = "mean",
+        node_degree: Tensor | None = None,
+        num_negatives: int = 2,
+        lambda_asym: float = 1.0,
+        edge_weight: Tensor | None = None,
+        validation: ValidationSet | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.sampler = sampler
+        self.optimizer_factory = optimizer
+        self.train_edges = train_edges
+        self.one_way = one_way
+        self.num_nodes = num_nodes
+        self.seed = seed
+        self.features = features
+        self.aggregation = aggregation
+        self.node_degree = node_degree
+        self.num_negatives = num_negatives
+        self.lambda_asym = lambda_asym
+        self.edge_weight = edge_weight
+        self.validation = validation
+        self._epoch_out: EpochAggregation | None = None
+        self._epoch_in: EpochAggregation | None = None
+        self._negative_generator = torch.Generator()
+
+    # --- neighbourhoods ------------------------------------------------------------------------
+
+    def _aggregations(self, hoods: SampledNeighbourhoods) -> tuple[EpochAggregation, EpochAggregation]:
+        num_edges = self.train_edges.shape[1]
+        build = lambda index, via: EpochAggregation(  # noqa: E731
+            index, via % num_edges, self.num_nodes, self.aggregation, self.node_degree
+        )
+        return build(hoods.out_index, hoods.out_via_edge), build(hoods.in_index, hoods.in_via_edge)
+
+    def _encode(self, out_agg: EpochAggregation, in_agg: EpochAggregation,
+                excluded_edges: Tensor | None) -> tuple[Tensor, Tensor]:
+        device = self.device
+        out_adj = out_agg.matrix(excluded_edges).to(device)
+        in_adj = in_agg.matrix(excluded_edges).to(device)
+        features = self.features.to(device) if self.features is not None else None
+        return self.encoder(out_adj, in_adj, features)
+
+    @torch.no_grad()
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Inference embeddings ``(s, t)`` on CPU from the fixed inference neighbourhood draw."""
+        was_training = self.training
+        self.eval()
+        generator = torch.Generator().manual_seed(self.seed + INFERENCE_SEED_OFFSET)
+        out_agg, in_agg = self._aggregations(self.sampler.sample(generator))
+        s, t = self._encode(out_agg, in_agg, None)
+        self.train(was_training)
+        return s.cpu(), t.cpu()
+
+    # --- training ------------------------------------------------------------------------------
+
+    def on_train_epoch_start(self) -> None:
+        generator = torch.Generator().manual_seed(self.seed * 7919 + self.current_epoch)
+        self._epoch_out, self._epoch_in = self._aggregations(self.sampler.sample(generator))
+        self._negative_generator.manual_seed(self.seed * 104_729 + self.current_epoch)
+
+    def training_step(self, batch: list[Tensor], batch_index: int) -> Tensor:
+        edge_ids = batch[0].cpu()
+        excluded = torch.zeros(self.train_edges.shape[1], dtype=torch.bool)
+        excluded[edge_ids] = True
+        s, t = self._encode(self._epoch_out, self._epoch_in, excluded)
+        positives = self.train_edges[:, edge_ids].to(self.device)
+        negatives = sample_negatives(edge_ids.numel(), self.num_negatives, self.num_nodes,
+                                     self._negative_generator).to(self.device)
+        weight = self.edge_weight[edge_ids].to(self.device) if self.edge_weight is not None else None
+        terms = blade_loss(s, t, positives, negatives, self.one_way[edge_ids].to(self.device),
+                           self.lambda_asym, self.encoder.scale, weight)
+        if not torch.isfinite(terms.total):
+            raise TrainingDivergedError(
+                f"loss is {terms.total.item()} at epoch {self.current_epoch}, batch {batch_index} "
+                f"(positive {terms.positive.item():.4g}, negative {terms.negative.item():.4g}, "
+                f"asymmetric {terms.asymmetric.item():.4g}); lower train.learning_rate or "
+                f"train.score_scale, and check the input features for NaN"
+            )
+        size = edge_ids.numel()
+        self.log("train_loss", terms.total, prog_bar=True, batch_size=size)
+        self.log_dict({"train_loss_positive": terms.positive, "train_loss_negative": terms.negative,
+                       "train_loss_asymmetric": terms.asymmetric}, batch_size=size)
+        return terms.total
+
+    # --- validation ----------------------------------------------------------------------------
+
+    def validation_step(self, batch: list[Tensor], batch_index: int) -> None:
+        if self.validation is None:
+            return
+        s, t = self.embeddings()
+        scale = float(self.encoder.scale.detach())
+        edges = self.validation.edges
+        ranks = filtered_ranks(lambda queries: score(s[queries], t, scale), edges[0], edges[1],
+                               self.validation.exclude_indptr, self.validation.exclude_indices,
+                               self.num_nodes)
+        metrics = ranking_metrics(ranks, self.validation.ks)
+        self.log("val_mrr@10", metrics["mrr@10"], prog_bar=True, batch_size=1)
+        self.log("val_hit_rate@10", metrics["hit_rate@10"], prog_bar=True, batch_size=1)
+        for k in self.validation.ks:
+            if k != 10:
+                self.log(f"val_mrr@{k}", metrics[f"mrr@{k}"], batch_size=1)
+                self.log(f"val_hit_rate@{k}", metrics[f"hit_rate@{k}"], batch_size=1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())

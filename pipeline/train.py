@@ -1,0 +1,261 @@
+"""Stage ``train``: Lightning training of BLADE (and the trained baselines) on the training split.
+
+    blade train                                   # every variant in train.variants
+    blade train --set train.variants=[daemon] --set train.max_epochs=3
+    dvc exp run -S 'train.variants=[blade,no_adaptive,no_bias,daemon,sage]'
+
+Runbook:
+- one CPU (default): ``accelerator: auto`` finds no GPU and trains on the CPU;
+- one GPU: nothing to change, ``auto`` picks it (the sampler stays on the CPU);
+- an interrupted run resumes from ``outputs/checkpoints/<variant>/last.ckpt`` when the
+  parameters are unchanged (a fingerprint of them is stored beside the checkpoint).
+
+Outputs per variant in ``outputs/train/<variant>/``: ``model.ckpt`` (best validation MRR@10),
+``embeddings.pt`` (source / target embeddings and score scale for evaluation and export),
+``summary.json``; metrics for all variants in ``metrics/train.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from models.batching import EpochSeededShuffle
+from models.encoder import BladeEncoder, EncoderConfig, UndirectedSageEncoder
+from models.graph import in_out_degrees, reverse_exists
+from models.metrics import out_neighbour_csr
+from models.module import LinkPredictionModule, TrainingDivergedError, ValidationSet
+from models.power_law import effective_alpha, fit_power_law_alpha, neighbourhood_sizes
+from models.sampler import NeighbourhoodSampler
+from models.variants import Variant, get_variant
+from pipeline.artifacts import SplitGraph, load_split_graph
+from pipeline.config import ConfigError, section
+from pipeline.storage import atomic_directory, atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DIR = Path("outputs/train")
+CHECKPOINT_DIR = Path("outputs/checkpoints")
+METRICS_PATH = Path("metrics/train.json")
+MONITOR = "val_mrr@10"
+
+
+@dataclass
+class FitResult:
+    module: LinkPredictionModule
+    best_score: float
+    epochs: int
+    seconds: float
+    seconds_per_epoch: float
+    best_checkpoint: Path | None
+
+
+class EpochTimer(pl.Callback):
+    """Wall-clock seconds of each training epoch (sampling + steps, without validation)."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.durations.append(time.perf_counter() - self._start)
+
+
+def sparse_features(graph: SplitGraph) -> torch.Tensor | None:
+    if graph.features is None:
+        return None
+    coo = graph.features.tocoo()
+    indices = torch.from_numpy(np.vstack([coo.row, coo.col])).long()
+    return torch.sparse_coo_tensor(indices, torch.from_numpy(coo.data).float(), coo.shape,
+                                   check_invariants=True).coalesce()
+
+
+def build_sampler(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, Any],
+                  fixed_fanout: int) -> NeighbourhoodSampler:
+    """The variant's sampler over the training graph (both directions for undirected SAGE)."""
+    train = graph.train
+    in_degree, _ = in_out_degrees(train, graph.num_nodes)
+    if variant.adaptive:
+        d_min = int(neighbourhood["d_min"])
+        alpha = effective_alpha(neighbourhood.get("alpha"), neighbourhood.get("alpha_multiplier", 1.0),
+                                fit_power_law_alpha(in_degree, d_min))
+        sizes = neighbourhood_sizes(in_degree, alpha, d_min, int(neighbourhood["n_min"]),
+                                    int(neighbourhood["n_max"]))
+    else:
+        sizes = torch.full((graph.num_nodes,), int(fixed_fanout), dtype=torch.long)
+    edges = train if variant.directed else torch.cat([train, train.flip(0)], dim=1)
+    return NeighbourhoodSampler(
+        edges, graph.num_nodes, sizes,
+        beta=float(neighbourhood["beta"]) if variant.biased else 0.0,
+        bias=neighbourhood.get("bias", "degree_sum"),
+        h_max=int(neighbourhood["h_max"]),
+        adaptive=variant.adaptive,
+    )
+
+
+def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, Any],
+                 config: dict[str, Any], seed: int) -> LinkPredictionModule:
+    features = sparse_features(graph) if config.get("use_features", True) else None
+    encoder_config = EncoderConfig(
+        num_nodes=graph.num_nodes, dim=int(config["dim"]), num_layers=int(config["num_layers"]),
+        aggregation=config.get("aggregation", "mean"),
+        in_features=None if features is None else features.shape[1],
+        dropout=float(config.get("dropout", 0.0)), self_term=bool(config.get("self_term", True)),
+        score_scale=float(config.get("score_scale", 5.0)),
+        learn_scale=bool(config.get("learn_scale", False)),
+    )
+    torch.manual_seed(seed)  # the encoder's initial weights
+    encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(encoder_config)
+    in_degree, out_degree = in_out_degrees(graph.train, graph.num_nodes)
+    weighting = config.get("edge_weighting", "none")
+    if weighting not in ("none", "degree"):
+        raise ConfigError(f"params.yaml: train.edge_weighting must be none or degree, got {weighting!r}")
+    edge_weight = None
+    if weighting == "degree":
+        edge_weight = (out_degree[graph.train[0]] * in_degree[graph.train[1]]).float()
+    one_way = ~reverse_exists(graph.train, graph.train, graph.num_nodes)
+    validation = None
+    if graph.val.shape[1] > 0:
+        generator = torch.Generator().manual_seed(seed)
+        count = min(int(config.get("val_queries", 5000)), graph.val.shape[1])
+        chosen = torch.randperm(graph.val.shape[1], generator=generator)[:count]
+        indptr, indices = out_neighbour_csr(graph.train, graph.num_nodes)
+        validation = ValidationSet(graph.val[:, chosen], indptr, indices)
+    optimizer = partial(torch.optim.Adam, lr=float(config["learning_rate"]),
+                        weight_decay=float(config.get("weight_decay", 0.0)))
+    return LinkPredictionModule(
+        encoder, build_sampler(variant, graph, neighbourhood, int(config["fixed_fanout"])), optimizer,
+        graph.train, one_way, graph.num_nodes, seed,
+        features=features, aggregation=encoder_config.aggregation,
+        node_degree=(in_degree + out_degree) if encoder_config.aggregation == "degree_weighted" else None,
+        num_negatives=int(config["num_negatives"]),
+        lambda_asym=float(config["lambda_asym"]) if variant.directed else 0.0,
+        edge_weight=edge_weight, validation=validation,
+    )
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit_variant(
+    variant_name: str,
+    graph: SplitGraph,
+    neighbourhood: dict[str, Any],
+    config: dict[str, Any],
+    seed: int,
+    checkpoint_dir: Path | None,
+    callbacks: list[pl.Callback] | None = None,
+    logger: Any = False,
+    progress: bool = True,
+) -> FitResult:
+    """Train one variant; resume from ``checkpoint_dir/last.ckpt`` if it has the same fingerprint."""
+    variant = get_variant(variant_name)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    module = build_module(variant, graph, neighbourhood, config, seed)
+    num_edges = graph.train.shape[1]
+    train_loader = DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=int(config["batch_size"]),
+                              sampler=EpochSeededShuffle(num_edges, seed))
+    val_loader = DataLoader(TensorDataset(torch.zeros(1)), batch_size=1)
+    timer = EpochTimer()
+    all_callbacks = [timer, *(callbacks or [])]
+    checkpoint = None
+    resume_from = None
+    if module.validation is not None:
+        all_callbacks.append(pl.callbacks.EarlyStopping(
+            MONITOR, mode="max", patience=int(config.get("early_stopping_patience", 3))))
+    if checkpoint_dir is not None:
+        stamp = fingerprint(variant_name, neighbourhood, config, seed, graph.num_nodes,
+                            int(graph.train.shape[1]), int(graph.train.sum()))
+        stamp_path = checkpoint_dir / "fingerprint.txt"
+        if checkpoint_dir.exists() and (not stamp_path.is_file() or stamp_path.read_text() != stamp):
+            shutil.rmtree(checkpoint_dir)  # another configuration's checkpoints: start afresh
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        stamp_path.write_text(stamp)
+        if (checkpoint_dir / "last.ckpt").is_file():
+            resume_from = str(checkpoint_dir / "last.ckpt")
+            log.info("%s: resuming from %s", variant_name, resume_from)
+        checkpoint = pl.callbacks.ModelCheckpoint(
+            dirpath=checkpoint_dir, filename="best", monitor=MONITOR if module.validation else None,
+            mode="max", save_last=True, enable_version_counter=False,
+            save_on_train_epoch_end=True)  # after validation: resume starts at a clean epoch
+        all_callbacks.append(checkpoint)
+    trainer = pl.Trainer(
+        max_epochs=int(config["max_epochs"]),
+        accelerator=config.get("accelerator", "auto"), devices=config.get("devices", "auto"),
+        deterministic="warn", logger=logger, callbacks=all_callbacks,
+        enable_progress_bar=progress, enable_model_summary=False,
+        enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    started = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader if module.validation else None, ckpt_path=resume_from)
+    seconds = time.perf_counter() - started
+    best_path = None
+    if checkpoint is not None and checkpoint.best_model_path:
+        best_path = Path(checkpoint.best_model_path)
+        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    best = checkpoint.best_model_score if checkpoint is not None else None
+    if best is None:
+        best = trainer.callback_metrics.get(MONITOR)
+    durations = timer.durations or [seconds]
+    return FitResult(module, float(best) if best is not None else float("nan"),
+                     trainer.current_epoch, seconds, sum(durations) / len(durations), best_path)
+
+
+def save_embeddings(path: Path, module: LinkPredictionModule, variant: str) -> None:
+    source, target = module.embeddings()
+    with atomic_path(path) as tmp:
+        torch.save({"variant": variant, "source": source, "target": target,
+                    "scale": float(module.encoder.scale.detach())}, tmp)
+
+
+def main(params: dict[str, Any]) -> dict[str, Any]:
+    base, config = section(params, "base"), section(params, "train")
+    neighbourhood = section(params, "neighbourhood")
+    seed = int(base["seed"])
+    graph = load_split_graph()
+    metrics: dict[str, Any] = {}
+    with atomic_directory(OUTPUT_DIR) as tmp:
+        for name in config["variants"]:
+            get_variant(name)  # fail on a typo before any training
+        for name in config["variants"]:
+            log.info("train: %s (%s) on %s", name, get_variant(name).description, base["dataset"])
+            try:
+                result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name)
+            except TrainingDivergedError as error:
+                raise ConfigError(f"train {name}: {error}") from error
+            out = tmp / name
+            out.mkdir()
+            save_embeddings(out / "embeddings.pt", result.module, name)
+            if result.best_checkpoint is not None:
+                shutil.copy(result.best_checkpoint, out / "model.ckpt")
+            edges_per_second = graph.train.shape[1] / result.seconds_per_epoch
+            summary = {
+                "variant": name, "best_val_mrr@10": round(result.best_score, 5),
+                "epochs": result.epochs, "seconds": round(result.seconds, 1),
+                "seconds_per_epoch": round(result.seconds_per_epoch, 2),
+                "train_edges_per_second": round(edges_per_second),
+            }
+            write_json(out / "summary.json", summary)
+            metrics[name] = {key: value for key, value in summary.items() if key != "variant"}
+            log.info("train: %s best val MRR@10 %.4f after %d epochs, %.1f s/epoch (%s edges/s)",
+                     name, result.best_score, result.epochs, result.seconds_per_epoch,
+                     f"{edges_per_second:,.0f}")
+    write_json(METRICS_PATH, metrics)
+    return metrics

@@ -1,0 +1,288 @@
+"""Encoder tests on hand-made 2-4 node digraphs; expected numbers are worked out in comments."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from models.encoder import (
+    BladeEncoder,
+    EncoderConfig,
+    UndirectedSageEncoder,
+    aggregation_matrix,
+    edge_score,
+    score,
+)
+
+# Sampled pairs (u, v) of a 4-node example: S(0) = {1, 2}, S(1) = {2}, S(2) = {}, S(3) = {0, 1, 2}.
+PAIRS = torch.tensor([[0, 0, 1, 3, 3, 3], [1, 2, 2, 0, 1, 2]])
+X = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+
+
+def test_mean_weights_written_out() -> None:
+    a = aggregation_matrix(PAIRS, 4, "mean")
+    expected = torch.tensor(
+        [
+            [0.0, 1 / 2, 1 / 2, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],  # empty neighbourhood -> zero row
+            [1 / 3, 1 / 3, 1 / 3, 0.0],
+        ]
+    )
+    torch.testing.assert_close(a.to_dense(), expected)
+    torch.testing.assert_close(a.transpose.to_dense(), expected.T)
+
+
+def test_sum_weights_are_ones() -> None:
+    a = aggregation_matrix(PAIRS, 4, "sum")
+    expected = torch.zeros(4, 4)
+    expected[PAIRS[0], PAIRS[1]] = 1.0
+    torch.testing.assert_close(a.to_dense(), expected)
+    assert a.to_dense()[2].abs().sum() == 0
+
+
+def test_degree_weighted_formula() -> None:
+    # A[u, v] = 1 / sqrt(|S(u)| * (deg[v] + 1)); deg = [3, 0, 8, 1]
+    # row 0 (|S| = 2): v=1 -> 1/sqrt(2*1) = 0.7071, v=2 -> 1/sqrt(2*9) = 0.2357
+    # row 3 (|S| = 3): v=0 -> 1/sqrt(3*4) = 0.2887, v=1 -> 1/sqrt(3) = 0.5774, v=2 -> 1/sqrt(27)
+    a = aggregation_matrix(PAIRS, 4, "degree_weighted", node_degree=torch.tensor([3, 0, 8, 1]))
+    dense = a.to_dense()
+    assert dense[0, 1].item() == pytest.approx(1 / math.sqrt(2))
+    assert dense[0, 2].item() == pytest.approx(1 / math.sqrt(18))
+    assert dense[1, 2].item() == pytest.approx(1 / math.sqrt(9))
+    assert dense[3, 0].item() == pytest.approx(1 / math.sqrt(12))
+    assert dense[3, 1].item() == pytest.approx(1 / math.sqrt(3))
+    assert dense[3, 2].item() == pytest.approx(1 / math.sqrt(27))
+    assert dense[2].abs().sum() == 0
+    with pytest.raises(ValueError, match="node_degree"):
+        aggregation_matrix(PAIRS, 4, "degree_weighted")
+
+
+def test_duplicate_pair_counts_twice_in_the_mean() -> None:
+    # S(0) = multiset {1, 1, 2}: weights 2/3 on node 1, 1/3 on node 2.
+    a = aggregation_matrix(torch.tensor([[0, 0, 0], [1, 1, 2]]), 3, "mean")
+    torch.testing.assert_close(a.to_dense()[0], torch.tensor([0.0, 2 / 3, 1 / 3]))
+
+
+def test_product_equals_hand_computed_means() -> None:
+    # row 0: (X1 + X2) / 2 = ([3, 4] + [5, 6]) / 2 = [4, 5]; row 1: X2 = [5, 6];
+    # row 2: empty -> [0, 0]; row 3: (X0 + X1 + X2) / 3 = [9, 12] / 3 = [3, 4].
+    a = aggregation_matrix(PAIRS, 4, "mean")
+    expected = torch.tensor([[4.0, 5.0], [5.0, 6.0], [0.0, 0.0], [3.0, 4.0]])
+    torch.testing.assert_close(a @ X, expected)
+
+
+def test_gradient_flows_to_x() -> None:
+    # d sum(A X) / d X_v = column sum of A: v=0: 1/3, v=1: 1/2 + 1/3, v=2: 1/2 + 1 + 1/3, v=3: 0.
+    a = aggregation_matrix(PAIRS, 4, "mean")
+    x = X.clone().requires_grad_(True)
+    (a @ x).sum().backward()
+    column_sum = torch.tensor([1 / 3, 5 / 6, 11 / 6, 0.0])
+    torch.testing.assert_close(x.grad, column_sum[:, None].expand(4, 2))
+
+
+def test_gradient_matches_dense_autograd_on_random_graph() -> None:
+    generator = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 30, (2, 120), generator=generator)
+    a = aggregation_matrix(index, 30, "mean")
+    x = torch.randn(30, 5, generator=generator, requires_grad=True)
+    upstream = torch.randn(30, 5, generator=generator)
+    (a @ x).backward(upstream)
+    x_dense = x.detach().clone().requires_grad_(True)
+    (a.to_dense() @ x_dense).backward(upstream)
+    torch.testing.assert_close(x.grad, x_dense.grad)
+
+
+def test_out_of_range_index_is_rejected() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        aggregation_matrix(torch.tensor([[0], [4]]), 4)
+
+
+def _hand_set(encoder: BladeEncoder, s0: torch.Tensor, t0: torch.Tensor, root: float) -> None:
+    """W^1 = identity, bias 0, W_self^1 = root * identity, ID tables = s0, t0."""
+    with torch.no_grad():
+        encoder.source_input.weight.copy_(s0)
+        encoder.target_input.weight.copy_(t0)
+        encoder.neighbour[0].weight.copy_(torch.eye(2))
+        encoder.neighbour[0].bias.zero_()
+        encoder.root[0].weight.copy_(root * torch.eye(2))
+
+
+def _adjacencies(edges: list[tuple[int, int]], num_nodes: int):
+    """Full (unsampled) neighbourhoods: out pairs (u, v) and in pairs (v, u) of every u -> v."""
+    out_index = torch.tensor(edges).T
+    return (
+        aggregation_matrix(out_index, num_nodes, "mean"),
+        aggregation_matrix(out_index.flip(0), num_nodes, "mean"),
+    )
+
+
+def _unit(v: list[float]) -> torch.Tensor:
+    v = torch.tensor(v)
+    return v / v.norm()
+
+
+# Layer-0 tables of the 4-node digraph 0 -> 1, 0 -> 2, 1 -> 2 (node 3 isolated).
+S0 = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [3.0, 4.0]])
+T0 = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-3.0, 1.0], [0.0, 2.0]])
+EDGES = [(0, 1), (0, 2), (1, 2)]
+
+
+def test_source_is_mean_of_out_neighbours_targets_without_self_term() -> None:
+    encoder = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1))
+    _hand_set(encoder, S0, T0, root=0.0)
+    s, t = encoder(*_adjacencies(EDGES, 4))
+    # s_0 = norm(mean(t0_1, t0_2)) = norm([-1.5, 1]) = [-0.8321, 0.5547]: negative entry kept,
+    # the last layer has no ReLU.
+    torch.testing.assert_close(s[0], _unit([-1.5, 1.0]))
+    # s_1 = norm(t0_2) = norm([-3, 1]); s_2 has no out-neighbours and no self term -> 0.
+    torch.testing.assert_close(s[1], _unit([-3.0, 1.0]))
+    torch.testing.assert_close(s[2], torch.zeros(2))
+    # t_2 = norm(mean(s0_0, s0_1)) = norm([0.5, 0.5]); t_1 = norm(s0_0) = [1, 0].
+    torch.testing.assert_close(t[2], _unit([0.5, 0.5]))
+    torch.testing.assert_close(t[1], torch.tensor([1.0, 0.0]))
+
+
+def test_self_term_adds_the_node_and_rescues_isolated_nodes() -> None:
+    encoder = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1))
+    _hand_set(encoder, S0, T0, root=1.0)
+    s, t = encoder(*_adjacencies(EDGES, 4))
+    # s_0 = norm(mean(t0_1, t0_2) + s0_0) = norm([-1.5 + 1, 1 + 0]) = norm([-0.5, 1]).
+    torch.testing.assert_close(s[0], _unit([-0.5, 1.0]))
+    # t_2 = norm(mean(s0_0, s0_1) + t0_2) = norm([0.5 - 3, 0.5 + 1]) = norm([-2.5, 1.5]).
+    torch.testing.assert_close(t[2], _unit([-2.5, 1.5]))
+    # Node 3 has no neighbours at all: s_3 = norm(s0_3) = [0.6, 0.8], t_3 = norm(t0_3) = [0, 1].
+    torch.testing.assert_close(s[3], torch.tensor([0.6, 0.8]))
+    torch.testing.assert_close(t[3], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(s.norm(dim=1), torch.ones(4))
+    torch.testing.assert_close(t.norm(dim=1), torch.ones(4))
+
+
+def test_direction_awareness_on_one_way_edge() -> None:
+    # One edge between nodes 0 and 1, in either direction; W = W_self = identity.
+    s0 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    t0 = torch.tensor([[1.0, -1.0], [2.0, 2.0]])
+    encoder = BladeEncoder(EncoderConfig(num_nodes=2, dim=2, num_layers=1))
+    _hand_set(encoder, s0, t0, root=1.0)
+    s_fwd, t_fwd = encoder(*_adjacencies([(0, 1)], 2))
+    s_rev, t_rev = encoder(*_adjacencies([(1, 0)], 2))
+    # 0 -> 1: s_0 = norm(t0_1 + s0_0) = norm([3, 2]) (out side sees the edge);
+    #         t_0 = norm(t0_0) = norm([1, -1]) (nobody points to 0).
+    torch.testing.assert_close(s_fwd[0], _unit([3.0, 2.0]))
+    torch.testing.assert_close(t_fwd[0], _unit([1.0, -1.0]))
+    # 1 -> 0: s_0 = norm(s0_0) = [1, 0] (no out-neighbour any more);
+    #         t_0 = norm(s0_1 + t0_0) = norm([1, 0]) = [1, 0]: the in side now carries the edge.
+    torch.testing.assert_close(s_rev[0], torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(t_rev[0], torch.tensor([1.0, 0.0]))
+    # The two directions score differently: s_0 . t_1 != s_1 . t_0.
+    assert not torch.allclose(s_fwd[0] @ t_fwd[1], s_fwd[1] @ t_fwd[0])
+
+
+def test_hidden_layer_has_relu_last_layer_does_not() -> None:
+    # Two-way pair 0 <-> 1, two layers, W = identity, no bias, no self term.
+    # Layer 1: t1_1 = norm(relu(s0_0)) = norm(relu([-1, 2])) = [0, 1].
+    # Layer 2: s2_0 = norm(t1_1) = [0, 1]. Without the hidden ReLU it would be norm([-1, 2]).
+    # And s1_0 = norm(relu(t0_1)) = norm(relu([-2, -1])) = 0 -> t2_1 = 0.
+    encoder = BladeEncoder(EncoderConfig(num_nodes=2, dim=2, num_layers=2, self_term=False))
+    with torch.no_grad():
+        encoder.source_input.weight.copy_(torch.tensor([[-1.0, 2.0], [1.0, 1.0]]))
+        encoder.target_input.weight.copy_(torch.tensor([[1.0, 0.0], [-2.0, -1.0]]))
+        for linear in encoder.neighbour:
+            linear.weight.copy_(torch.eye(2))
+            linear.bias.zero_()
+    s, t = encoder(*_adjacencies([(0, 1), (1, 0)], 2))
+    torch.testing.assert_close(s[0], torch.tensor([0.0, 1.0]))
+    torch.testing.assert_close(t[1], torch.zeros(2))
+
+
+def test_rows_are_unit_norm_and_may_be_negative_on_random_graph() -> None:
+    torch.manual_seed(0)
+    index = torch.randint(0, 50, (2, 200))
+    encoder = BladeEncoder(EncoderConfig(num_nodes=50, dim=8, num_layers=2))
+    s, t = encoder(aggregation_matrix(index, 50), aggregation_matrix(index.flip(0), 50))
+    assert s.shape == t.shape == (50, 8)
+    torch.testing.assert_close(s.norm(dim=1), torch.ones(50))
+    torch.testing.assert_close(t.norm(dim=1), torch.ones(50))
+    assert (s < 0).any() and (t < 0).any()
+
+
+@pytest.mark.parametrize("layout", ["dense", "coo", "csr"])
+def test_feature_input_dense_and_sparse(layout: str) -> None:
+    torch.manual_seed(0)
+    features = (torch.rand(6, 10) < 0.3).float()  # bag-of-words style 0/1 matrix
+    index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
+    adjacency = aggregation_matrix(index, 6), aggregation_matrix(index.flip(0), 6)
+    encoder = BladeEncoder(EncoderConfig(num_nodes=6, dim=4, num_layers=2, in_features=10))
+    given = {"dense": features, "coo": features.to_sparse(), "csr": features.to_sparse_csr()}
+    s, t = encoder(*adjacency, given[layout])
+    assert s.shape == t.shape == (6, 4)
+    s_dense, t_dense = encoder(*adjacency, features)
+    torch.testing.assert_close(s, s_dense)
+    (s.sum() + t.sum()).backward()
+    assert encoder.source_input.weight.grad is not None
+    assert encoder.source_input.weight.grad.abs().sum() > 0
+
+
+def test_feature_mismatch_errors() -> None:
+    index = torch.tensor([[0], [1]])
+    adjacency = aggregation_matrix(index, 2), aggregation_matrix(index.flip(0), 2)
+    with pytest.raises(ValueError, match="in_features=None"):
+        BladeEncoder(EncoderConfig(num_nodes=2, dim=2))(*adjacency, torch.ones(2, 3))
+    with pytest.raises(ValueError, match="expects node features"):
+        BladeEncoder(EncoderConfig(num_nodes=2, dim=2, in_features=3))(*adjacency)
+
+
+def test_undirected_encoder_is_symmetric() -> None:
+    torch.manual_seed(0)
+    index = torch.randint(0, 20, (2, 60))
+    undirected = torch.cat([index, index.flip(0)], dim=1)
+    encoder = UndirectedSageEncoder(EncoderConfig(num_nodes=20, dim=8, num_layers=2))
+    h_s, h_t = encoder(aggregation_matrix(undirected, 20))
+    torch.testing.assert_close(h_s, h_t)
+    scores = score(h_s, h_t, encoder.scale)
+    torch.testing.assert_close(scores, scores.T)
+    torch.testing.assert_close(h_s.norm(dim=1), torch.ones(20))
+
+
+def test_undirected_update_by_hand() -> None:
+    # Path 0 - 1 - 2 (both directions), 1 layer, W = W_self = identity, no bias:
+    # h_1 = norm(mean(h0_0, h0_2) + h0_1) = norm(([1, 0] + [0, 1]) / 2 + [1, 1]) = norm([1.5, 1.5]).
+    encoder = UndirectedSageEncoder(EncoderConfig(num_nodes=3, dim=2, num_layers=1))
+    with torch.no_grad():
+        encoder.node_input.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
+        encoder.neighbour[0].weight.copy_(torch.eye(2))
+        encoder.neighbour[0].bias.zero_()
+        encoder.root[0].weight.copy_(torch.eye(2))
+    index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
+    h, _ = encoder(aggregation_matrix(index, 3))
+    torch.testing.assert_close(h[1], _unit([1.0, 1.0]))
+    # h_0 = norm(h0_1 + h0_0) = norm([2, 1]).
+    torch.testing.assert_close(h[0], _unit([2.0, 1.0]))
+
+
+def test_scale_fixed_or_learned_and_score_helpers_agree() -> None:
+    fixed = BladeEncoder(EncoderConfig(num_nodes=3, dim=2, score_scale=5.0))
+    assert fixed.scale.item() == pytest.approx(5.0)
+    assert "log_scale" not in dict(fixed.named_parameters())
+    learned = BladeEncoder(EncoderConfig(num_nodes=3, dim=2, score_scale=2.0, learn_scale=True))
+    assert learned.scale.item() == pytest.approx(2.0)
+    assert "log_scale" in dict(learned.named_parameters())
+
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    t = torch.tensor([[0.6, 0.8], [-1.0, 0.0], [0.0, -1.0]])
+    # score[u, v] = 5 * s_u . t_v: row 0 = 5 * [0.6, -1, 0], row 1 = 5 * [0.8, 0, -1].
+    expected = torch.tensor([[3.0, -5.0, 0.0], [4.0, 0.0, -5.0]])
+    torch.testing.assert_close(score(s, t, fixed.scale), expected)
+    edges = torch.tensor([[0, 1, 1], [1, 0, 2]])
+    torch.testing.assert_close(edge_score(s, t, edges, fixed.scale), torch.tensor([-5.0, 4.0, -5.0]))
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="num_layers"):
+        EncoderConfig(num_nodes=3, num_layers=0)
+    with pytest.raises(ValueError, match="aggregation"):
+        EncoderConfig(num_nodes=3, aggregation="max")
+    with pytest.raises(ValueError, match="score_scale"):
+        EncoderConfig(num_nodes=3, score_scale=0.0)
