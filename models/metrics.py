@@ -26,16 +26,20 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 DEFAULT_KS = (5, 10, 20)
 
-# Default edges per chunk: measured on the 2-core CPU here, 20,000 edges x 262,111 nodes with a
-# dim-64 embedding score_fn took about the same time from chunk 128 to 1,024 (the matmul inside
-# score_fn dominates); 256 keeps a chunk at 256 * N * 4 bytes = 268 MB (plus one buffer as large).
+# Default edges per chunk, measured on the 2-core CPU here: 20,000 amazon0302 test edges x
+# 262,111 nodes with a dim-64 embedding score_fn took 33-46 s for chunks of 128 to 1,024 with the
+# cores shared (about 21 s when idle, the matmul inside score_fn two thirds of it), but 62 s at
+# 64 and 73 s at 32 (per-chunk overhead). 256 keeps a chunk at 256 * N * 4 bytes = 268 MB
+# (plus one comparison buffer as large).
 DEFAULT_CHUNK_SIZE = 256
 
 # Counts are summed in float32, exact while every partial sum stays below 2**24.
 _FLOAT32_EXACT_COUNT = 2**24
 
 
-def out_neighbour_csr(edge_index: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def out_neighbour_csr(
+    edge_index: torch.Tensor, num_nodes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR of every node's out-neighbours, the exclusion lists of :func:`filtered_ranks`.
 
     Args:
@@ -67,11 +71,15 @@ def _exclusion_pairs(
     start = indptr[queries]
     count = indptr[queries + 1] - start
     total = int(count.sum())
-    row = torch.repeat_interleave(torch.arange(batch), count, output_size=total)
-    # offset of each expanded entry inside its own CSR slice
-    offset = torch.arange(total) - torch.repeat_interleave(count.cumsum(0) - count, count,
-                                                           output_size=total)
-    col = indices[start[row] + offset]
+    first_slot = count.cumsum(0) - count  # where row i's entries begin in the expanded list
+    # Row id of every expanded entry: +1 at each row's first slot, then a running sum. Empty
+    # rows share the next row's slot, so the sum skips them. (Same result as
+    # repeat_interleave, which wakes every OpenMP thread even for a few hundred entries and
+    # costs milliseconds per chunk when the cores are busy.)
+    step = torch.zeros(total + 1, dtype=torch.long)
+    step.index_add_(0, first_slot, torch.ones(batch, dtype=torch.long))
+    row = step[:total].cumsum(0) - 1
+    col = indices[start[row] + torch.arange(total) - first_slot[row]]
     row = torch.cat([torch.arange(batch), row])
     col = torch.cat([queries, col])
     keep = col != targets[row]
@@ -123,8 +131,9 @@ def filtered_ranks(
     score_fn is called once per chunk on the chunk's distinct queries. Inside a chunk the
     counts over all N nodes are two vectorised comparisons per edge; the excluded positions
     (built from the CSR with index ops, a few per edge) are then gathered and their
-    contributions subtracted. This never writes into score_fn's output, so score_fn may return a view of
-    its own storage. NaN candidate scores count as lower than x_v; a NaN target score raises.
+    contributions subtracted. This never writes into score_fn's output, so score_fn may
+    return a view of its own storage. NaN candidate scores count as lower than x_v; a NaN
+    target score raises.
 
     Args:
         score_fn: query ids LongTensor ``[B]`` -> FloatTensor ``[B, N]``.
@@ -301,12 +310,12 @@ def degree_buckets(
         ordered = torch.sort(degree).values
         positions = [(j * (count - 1)) // 4 for j in (1, 2, 3)] + [count - 1]
         uppers = ordered[positions].tolist()
-        lower = None
+        lower = int(ordered[0]) - 1  # below every degree: quartile 1 is (lower, u_1]
         first = 0
         for j in range(4):  # four quartiles, not a loop over nodes
             if j + 1 < 4 and uppers[j + 1] == uppers[j]:
-                continue  # quartile j + 2 shares this upper bound: merge into one bucket
-            mask = degree <= uppers[j] if lower is None else (degree > lower) & (degree <= uppers[j])
+                continue  # quartile j + 2 has the same upper bound: one merged bucket
+            mask = (degree > lower) & (degree <= uppers[j])
             low, high = int(degree[mask].min()), uppers[j]
             quartiles = f"q{first + 1}" if first == j else f"q{first + 1}-q{j + 1}"
             span = f"{low}" if low == high else f"{low}-{high}"

@@ -27,6 +27,8 @@ STAGES = {
                      "degree statistics, power-law alpha_hat, per-node neighbourhood sizes"),
     "train": ("pipeline.train", "Lightning training of BLADE and the trained baselines"),
     "evaluate": ("pipeline.evaluate", "filtered ranking metrics for every model and baseline"),
+    "compare": ("pipeline.compare",
+                "BLADE vs its ablations, DAEMON and the baselines on one graph, over seeds"),
 }
 
 
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--params", default="params.yaml", help="parameters file (default: %(default)s)")
         sub.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override one parameter for this run, e.g. --set base.seed=7")
+        extra = getattr(importlib.import_module(module), "add_arguments", None)
+        if extra is not None:
+            extra(sub)
         sub.set_defaults(module=module)
     return parser
 
@@ -82,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet_library_noise()
     try:
         params = apply_overrides(load_params(args.params), args.overrides)
-        importlib.import_module(args.module).main(params)
+        stage = importlib.import_module(args.module)
+        if hasattr(stage, "add_arguments"):
+            stage.main(params, args)
+        else:
+            stage.main(params)
     except (InputError, ConfigError, FileNotFoundError) as error:
         print(f"blade {args.command}: error: {error}", file=sys.stderr)
         return 2

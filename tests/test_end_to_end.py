@@ -40,6 +40,10 @@ def tiny_project(tmp_path_factory) -> Path:
     params["base"]["dataset"] = "tiny"
     params["ingest"]["edges"] = "data/tiny/edges.txt"
     params["ingest"]["split"] = {"train": 0.6, "val": 0.2, "test": 0.2}
+    params["neighbourhood"].update({"n_min": 1, "n_max": 3})
+    params["train"].update({"variants": ["blade", "sage"], "dim": 8, "batch_size": 8,
+                            "max_epochs": 2, "fixed_fanout": 2, "accelerator": "cpu", "devices": 1})
+    params["evaluate"]["max_queries"] = 0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "data" / "tiny").mkdir(parents=True)
     lines = ["# tiny test graph"] + [f"{u}\t{v}" for u, v in TINY_EDGES]
@@ -58,6 +62,22 @@ def test_ingest_and_degree_stats_outputs(tiny_project: Path):
     assert stats["nodes"] == 12 and stats["alpha_hat"] > 1
     assert (tiny_project / "plots" / "in_degree_distribution.png").stat().st_size > 1000
     assert (tiny_project / "dvc.lock").is_file()
+
+
+def test_train_and_evaluate_outputs(tiny_project: Path):
+    train = json.loads((tiny_project / "metrics" / "train.json").read_text())
+    assert set(train) == {"blade", "sage"} and train["blade"]["epochs"] == 2
+    for variant in ("blade", "sage"):
+        assert (tiny_project / "outputs" / "train" / variant / "embeddings.pt").is_file()
+        assert (tiny_project / "outputs" / "train" / variant / "model.ckpt").is_file()
+    evaluation = json.loads((tiny_project / "metrics" / "evaluate.json").read_text())
+    assert set(evaluation["methods"]) == {"blade", "sage", "popularity", "cooccurrence"}
+    test_edges = json.loads((tiny_project / "metrics" / "ingest.json").read_text())["test_edges"]
+    assert evaluation["evaluated_edges"] == test_edges
+    for result in evaluation["methods"].values():
+        assert 0.0 <= result["overall"]["hit_rate@10"] <= 1.0
+        assert result["overall"]["count"] == test_edges
+    assert (tiny_project / "plots" / "hit_rate_by_degree.png").stat().st_size > 1000
 
 
 def test_repro_again_is_a_no_op(tiny_project: Path):
