@@ -27,7 +27,7 @@ from models.power_law import (
 )
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
-from pipeline.storage import atomic_path, write_json, write_parquet
+from pipeline.storage import pyplot, save_figure, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,7 @@ def degree_statistics(graph: SplitGraph, neighbourhood: dict[str, Any]) -> tuple
 def plot_in_degree_distribution(in_degree: np.ndarray, alpha_hat: float, d_min: int,
                                 title: str, path: Path) -> None:
     """Empirical CCDF P(D >= d) of in-degrees on log-log axes with the fitted power law over it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     values, counts = np.unique(in_degree[in_degree >= 1], return_counts=True)
     ccdf = counts[::-1].cumsum()[::-1] / len(in_degree)
     tail_share = float((in_degree >= d_min).mean())
@@ -100,9 +96,7 @@ def plot_in_degree_distribution(in_degree: np.ndarray, alpha_hat: float, d_min: 
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(params: dict[str, Any]) -> dict[str, Any]:

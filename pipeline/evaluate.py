@@ -32,7 +32,7 @@ from models.graph import in_out_degrees, reverse_exists
 from models.metrics import out_neighbour_csr
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
-from pipeline.storage import atomic_path, write_json, write_parquet
+from pipeline.storage import pyplot, save_figure, write_json, write_parquet
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 OUTPUT_DIR = Path("outputs/evaluate")
 METRICS_PATH = Path("metrics/evaluate.json")
 PLOT_PATH = Path("plots/hit_rate_by_degree.png")
-BASELINES = ("popularity", "cooccurrence")
 
 
 def evaluation_set(graph: SplitGraph, split: str, max_queries: int, seed: int,
@@ -90,11 +89,7 @@ def results_table(results: dict[str, dict], ks: tuple[int, ...]) -> pd.DataFrame
 
 
 def plot_hit_rate_by_degree(frame: pd.DataFrame, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
     for method, group in frame.groupby("method", sort=False):
         axes.plot(group["bucket"], group["hit_rate@10"], marker="o", label=method)
@@ -105,9 +100,7 @@ def plot_hit_rate_by_degree(frame: pd.DataFrame, title: str, path: Path) -> None
     axes.legend()
     plt.setp(axes.get_xticklabels(), rotation=15, ha="right")
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(params: dict[str, Any]) -> dict[str, Any]:

@@ -63,9 +63,11 @@ class FitResult:
 
 
 class EpochTimer(pl.Callback):
-    """Wall-clock seconds of each training epoch (sampling + steps, without validation)."""
+    """Times each training epoch (sampling + steps, without validation) and logs one line per
+    epoch, so runs under `dvc repro` in a pipe or CI show progress without a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "") -> None:
+        self.label = label
         self.durations: list[float] = []
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -73,6 +75,11 @@ class EpochTimer(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.durations.append(time.perf_counter() - self._start)
+        metrics = trainer.callback_metrics
+        shown = " ".join(f"{key} {float(metrics[key]):.4f}" for key in ("train_loss", MONITOR)
+                         if key in metrics)
+        log.info("%s epoch %d/%d: %s (%.1f s)", self.label, trainer.current_epoch + 1,
+                 trainer.max_epochs, shown, self.durations[-1])
 
 
 def sparse_features(graph: SplitGraph) -> torch.Tensor | None:
@@ -171,7 +178,7 @@ def fit_variant(
     train_loader = DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=int(config["batch_size"]),
                               sampler=EpochSeededShuffle(num_edges, seed))
     val_loader = DataLoader(TensorDataset(torch.zeros(1)), batch_size=1)
-    timer = EpochTimer()
+    timer = EpochTimer(variant_name)
     all_callbacks = [timer, *(callbacks or [])]
     checkpoint = None
     resume_from = None
