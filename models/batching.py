@@ -47,12 +47,20 @@ class EpochAggregation:
         aggregation: str = "mean",
         node_degree: Tensor | None = None,
     ) -> None:
+        if index.dim() != 2 or index.shape[0] != 2:
+            raise ValueError(f"index must have shape [2, M] (rows u, v), got {list(index.shape)}")
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        if index.numel() > 0 and (int(index.min()) < 0 or int(index.max()) >= num_nodes):
+            raise ValueError(
+                f"index holds node ids in [{int(index.min())}, {int(index.max())}], "
+                f"outside [0, {num_nodes}); was num_nodes taken from the same graph?"
+            )
         if aggregation == "degree_weighted" and (node_degree is None or node_degree.shape != (num_nodes,)):
             raise ValueError("aggregation='degree_weighted' needs node_degree of shape [num_nodes]")
         self.num_nodes = num_nodes
         self.aggregation = aggregation
+        index = index.long()
         order = torch.argsort(index[0] * num_nodes + index[1])
         self.row = index[0, order]
         self.col = index[1, order]
@@ -87,6 +95,24 @@ class EpochAggregation:
             matrix=_csr(self.crow, self.col, value, self.num_nodes),
             transpose=_csr(self.t_crow, self.t_col, value[self.t_order], self.num_nodes),
         )
+
+
+def aggregation_matrix(
+    index: Tensor,
+    num_nodes: int,
+    aggregation: str = "mean",
+    node_degree: Tensor | None = None,
+) -> AggregationMatrix:
+    """The aggregation matrix of sampled pairs with nothing excluded (inference, tests).
+
+    Same weights as :class:`EpochAggregation`; a pair listed twice counts twice in the mean.
+
+    Args:
+        index: ``[2, M]`` pairs (u, v), v in S(u).
+        num_nodes, aggregation, node_degree: as for :class:`EpochAggregation`.
+    """
+    no_edge = torch.zeros(index.shape[-1], dtype=torch.long)
+    return EpochAggregation(index, no_edge, num_nodes, aggregation, node_degree).matrix(None)
 
 
 def _compressed(sorted_row: Tensor, num_nodes: int) -> Tensor:

@@ -4,7 +4,8 @@ Every node u has a **source** embedding s_u (u as the query) and a **target** em
 (u as the recommended item); the score of u -> v is ``scale * s_u . t_v`` (see :func:`score`).
 
 Message passing is one sparse-dense product per role and layer, ``A @ X``, with ``A`` the
-``[N, N]`` aggregation matrix of the epoch's sampled neighbourhoods (:func:`aggregation_matrix`).
+``[N, N]`` aggregation matrix of the epoch's sampled neighbourhoods
+(:class:`models.batching.EpochAggregation`).
 Nothing of shape ``[num_pairs, dim]`` is materialised.
 
 Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each for a reason:
@@ -21,7 +22,6 @@ Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each f
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +42,8 @@ class AggregationMatrix:
     neighbours v. The transpose is kept because the backward pass needs ``A^T @ grad``:
     ``torch.sparse.mm`` rebuilds ``A^T`` (a sort of all M entries) on every backward call,
     which made its backward about 4x slower than the forward at amazon0302 size.
-    Built once per epoch by :func:`aggregation_matrix`, reused by every mini-batch.
+    Built by :class:`models.batching.EpochAggregation` (structure once per epoch, values per
+    mini-batch) or :func:`models.batching.aggregation_matrix`.
 
     Attributes:
         matrix: CSR ``[N, N]``, ``matrix[u, v]`` = weight of v in u's aggregation.
@@ -78,85 +79,6 @@ class _SparseMatMul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[None, None, Tensor]:
         return None, None, ctx.transpose @ grad_output
-
-
-def _csr_matrix(row: Tensor, col: Tensor, value: Tensor, num_nodes: int) -> Tensor:
-    """Valid CSR ``[N, N]`` (columns sorted and distinct per row; duplicate pairs summed)."""
-    key, order = torch.sort(row * num_nodes + col)
-    value = value[order]
-    unique_key, inverse = torch.unique_consecutive(key, return_inverse=True)
-    if unique_key.numel() < key.numel():
-        value = torch.zeros(unique_key.numel(), dtype=value.dtype, device=value.device).index_add_(
-            0, inverse, value
-        )
-    row = torch.div(unique_key, num_nodes, rounding_mode="floor")
-    col = unique_key - row * num_nodes
-    crow = torch.zeros(num_nodes + 1, dtype=torch.long, device=row.device)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
-    with warnings.catch_warnings():
-        # torch warns once that CSR support is "beta"; CSR @ dense is all we use.
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, value, (num_nodes, num_nodes), check_invariants=False)
-
-
-def aggregation_matrix(
-    index: Tensor,
-    num_nodes: int,
-    aggregation: str = "mean",
-    node_degree: Tensor | None = None,
-) -> AggregationMatrix:
-    r"""Sparse aggregation matrix of sampled neighbourhoods.
-
-    For the pairs ``(u, v)`` in ``index`` (v in S(u)), with ``n_u = |S(u)|`` the number of
-    pairs in row u:
-
-    .. math::
-        A_{uv} = \begin{cases}
-            1 / n_u & \text{mean} \\
-            1 & \text{sum} \\
-            1 / \sqrt{n_u \, (d_v + 1)} & \text{degree\_weighted (GCN-style)}
-        \end{cases}
-
-    with ``d_v = node_degree[v]`` (the caller picks the degree, e.g. in + out degree on the
-    training graph); the degree-weighted form damps hubs, whose embeddings are already
-    over-represented, and its rows do not sum to 1. A row with no pairs is all zero: the
-    encoder's self term then carries the node. A pair listed twice counts twice (the mean
-    over the multiset).
-
-    Args:
-        index: ``[2, M]`` LongTensor, row 0 = u (the node being updated), row 1 = v (its
-            sampled neighbour), e.g. the sampler's ``out_index`` or ``in_index``.
-        num_nodes: N.
-        aggregation: ``"mean" | "sum" | "degree_weighted"``.
-        node_degree: ``[N]`` degrees, required for ``"degree_weighted"`` only.
-
-    Returns:
-        :class:`AggregationMatrix` (CSR ``A`` and ``A^T``, float32); ``A @ X`` aggregates.
-    """
-    if index.dim() != 2 or index.shape[0] != 2:
-        raise ValueError(f"index must have shape [2, M] (rows u, v), got {list(index.shape)}")
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
-    row, col = index[0].long(), index[1].long()
-    if row.numel() > 0 and (int(index.min()) < 0 or int(index.max()) >= num_nodes):
-        raise ValueError(
-            f"index holds node ids in [{int(index.min())}, {int(index.max())}], "
-            f"outside [0, {num_nodes}); was num_nodes taken from the same graph?"
-        )
-    pairs_per_row = torch.bincount(row, minlength=num_nodes).to(torch.float32)
-    if aggregation == "mean":
-        value = 1.0 / pairs_per_row[row]
-    elif aggregation == "sum":
-        value = torch.ones(row.numel(), device=row.device)
-    else:
-        if node_degree is None or node_degree.shape != (num_nodes,):
-            raise ValueError("aggregation='degree_weighted' needs node_degree of shape [num_nodes]")
-        degree = node_degree.to(device=row.device, dtype=torch.float32)
-        value = torch.rsqrt(pairs_per_row[row] * (degree[col] + 1.0))
-    return AggregationMatrix(
-        matrix=_csr_matrix(row, col, value, num_nodes),
-        transpose=_csr_matrix(col, row, value, num_nodes),
-    )
 
 
 def score(s: Tensor, t: Tensor, scale: float | Tensor) -> Tensor:
@@ -370,7 +292,6 @@ __all__ = [
     "BladeEncoder",
     "EncoderConfig",
     "UndirectedSageEncoder",
-    "aggregation_matrix",
     "edge_score",
     "score",
 ]

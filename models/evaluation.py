@@ -86,3 +86,8 @@ def evaluate_scorer(
         "one_way_edges": int(evaluation.one_way.sum()),
         "buckets": bucketed_metrics(ranks, buckets, evaluation.ks),
     }
+
+
+def low_degree_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The low-degree bucket's metrics from :func:`evaluate_scorer`'s result ({} if absent)."""
+    return next((values for name, values in result["buckets"].items() if name.startswith("low")), {})

@@ -103,6 +103,7 @@ class LinkPredictionModule(pl.LightningModule):
         self.validation = validation
         self._epoch_out: EpochAggregation | None = None
         self._epoch_in: EpochAggregation | None = None
+        self._inference: tuple[EpochAggregation, EpochAggregation] | None = None
         self._negative_generator = torch.Generator()
 
     # --- neighbourhoods ------------------------------------------------------------------------
@@ -127,9 +128,10 @@ class LinkPredictionModule(pl.LightningModule):
         """Inference embeddings ``(s, t)`` on CPU from the fixed inference neighbourhood draw."""
         was_training = self.training
         self.eval()
-        generator = torch.Generator().manual_seed(self.seed + INFERENCE_SEED_OFFSET)
-        out_agg, in_agg = self._aggregations(self.sampler.sample(generator))
-        s, t = self._encode(out_agg, in_agg, None)
+        if self._inference is None:  # the draw is fixed: build it once, reuse every validation
+            generator = torch.Generator().manual_seed(self.seed + INFERENCE_SEED_OFFSET)
+            self._inference = self._aggregations(self.sampler.sample(generator))
+        s, t = self._encode(*self._inference, None)
         self.train(was_training)
         return s.cpu(), t.cpu()
 

@@ -73,3 +73,21 @@ def effective_alpha(alpha: float | None, alpha_multiplier: float, alpha_hat: flo
     if value < 1.0:
         raise ValueError(f"alpha must be >= 1 for a decreasing tail, got {value:.3f}")
     return value
+
+
+def adaptive_sizes(
+    in_degree: torch.Tensor,
+    *,
+    d_min: int,
+    alpha: float | None,
+    alpha_multiplier: float,
+    n_min: int,
+    n_max: int,
+) -> tuple[torch.Tensor, float, float]:
+    """n_u for every node from its training in-degree: fit alpha_hat, pick alpha, size.
+
+    Returns ``(sizes [num_nodes], alpha_hat, alpha_used)``; see :func:`effective_alpha`.
+    """
+    alpha_hat = fit_power_law_alpha(in_degree, d_min)
+    alpha_used = effective_alpha(alpha, alpha_multiplier, alpha_hat)
+    return neighbourhood_sizes(in_degree, alpha_used, d_min, n_min, n_max), alpha_hat, alpha_used

@@ -12,7 +12,7 @@ neighbours (then 3-hop, ... up to ``h_max``) by the same biased draw.
 
 Every pair remembers the first-hop training edge of the path that reached it (``via_edge``), so
 that a mini-batch can drop the pairs built on its own positive edges
-(:meth:`SampledNeighbourhoods.without_edges`): a positive edge is never a message-passing
+(:meth:`models.batching.EpochAggregation.matrix`): a positive edge is never a message-passing
 neighbour of the pair it is scored on.
 
 The DAEMON configuration (fixed uniform fan-out) is ``beta=0, adaptive=False`` with
@@ -51,30 +51,6 @@ class SampledNeighbourhoods:
     in_via_edge: torch.Tensor
     in_hop: torch.Tensor
 
-    def without_edges(self, edge_mask: torch.Tensor) -> SampledNeighbourhoods:
-        """Drop every pair whose first-hop training edge is masked.
-
-        Used per mini-batch with the batch's positive edges masked, so that no positive edge
-        is a message-passing neighbour (no leakage). A node reached through a masked edge is
-        dropped even if another path would reach it: the draw is not redone.
-
-        Args:
-            edge_mask: ``[E]`` bool over the columns of the training ``edge_index``;
-                True = exclude.
-
-        Returns:
-            A new :class:`SampledNeighbourhoods` with the surviving pairs, order kept.
-        """
-        keep_out = ~edge_mask[self.out_via_edge]
-        keep_in = ~edge_mask[self.in_via_edge]
-        return SampledNeighbourhoods(
-            out_index=self.out_index[:, keep_out],
-            out_via_edge=self.out_via_edge[keep_out],
-            out_hop=self.out_hop[keep_out],
-            in_index=self.in_index[:, keep_in],
-            in_via_edge=self.in_via_edge[keep_in],
-            in_hop=self.in_hop[keep_in],
-        )
 
 
 def _select_smallest_keys(
@@ -318,7 +294,7 @@ class NeighbourhoodSampler:
 
         sampler = NeighbourhoodSampler(train_edge_index, n, sizes, beta=1.0)
         hoods = sampler.sample(torch.Generator().manual_seed(epoch))
-        batch_hoods = hoods.without_edges(batch_edge_mask)
+        out_agg = EpochAggregation(hoods.out_index, hoods.out_via_edge, n)  # models.batching
     """
 
     def __init__(

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.evaluation import evaluate_scorer
+from models.evaluation import evaluate_scorer, low_degree_metrics
 from pipeline import evaluate as evaluate_stage
 from pipeline import ingest as ingest_stage
 from pipeline.artifacts import load_split_graph
@@ -92,7 +92,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
         for method, result in run["methods"].items():
             values = dict(result["overall"])
             values["direction_auc"] = result["direction_auc"]
-            low = next((b for key, b in result["buckets"].items() if key.startswith("low")), None)
+            low = low_degree_metrics(result)
             if low:
                 values.update({f"low_{key}": value for key, value in low.items() if key != "count"})
             for key, value in values.items():

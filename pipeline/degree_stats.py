@@ -18,13 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from models.graph import in_out_degrees, reverse_exists
-from models.power_law import (
-    effective_alpha,
-    fit_power_law_alpha,
-    neighbourhood_sizes,
-    power_law_ccdf,
-)
+from models.graph import in_out_degrees
+from models.metrics import one_way_mask
+from models.power_law import adaptive_sizes, fit_power_law_alpha, power_law_ccdf
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
 from pipeline.storage import pyplot, save_figure, write_json, write_parquet
@@ -43,12 +39,12 @@ def degree_statistics(graph: SplitGraph, neighbourhood: dict[str, Any]) -> tuple
     in_degree, out_degree = in_out_degrees(edges, graph.num_nodes)
     train_in, train_out = in_out_degrees(graph.train, graph.num_nodes)
     alpha_hat = fit_power_law_alpha(in_degree, d_min)
-    alpha_hat_train = fit_power_law_alpha(train_in, d_min)
-    alpha = effective_alpha(neighbourhood.get("alpha"), neighbourhood.get("alpha_multiplier", 1.0),
-                            alpha_hat_train)
     n_max = int(neighbourhood["n_max"])
-    sizes = neighbourhood_sizes(train_in, alpha, d_min, int(neighbourhood["n_min"]), n_max)
-    one_way = ~reverse_exists(edges, edges, graph.num_nodes)
+    sizes, alpha_hat_train, alpha = adaptive_sizes(
+        train_in, d_min=d_min, alpha=neighbourhood.get("alpha"),
+        alpha_multiplier=neighbourhood.get("alpha_multiplier", 1.0),
+        n_min=int(neighbourhood["n_min"]), n_max=n_max)
+    one_way = one_way_mask(edges, edges, graph.num_nodes)
     metrics = {
         "nodes": graph.num_nodes,
         "edges": int(edges.shape[1]),

@@ -26,10 +26,11 @@ from models.evaluation import (
     EvaluationSet,
     embedding_scorers,
     evaluate_scorer,
+    low_degree_metrics,
     pairs_from_rows,
 )
-from models.graph import in_out_degrees, reverse_exists
-from models.metrics import out_neighbour_csr
+from models.graph import in_out_degrees
+from models.metrics import one_way_mask, out_neighbour_csr
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
 from pipeline.storage import pyplot, save_figure, write_json, write_parquet
@@ -55,7 +56,7 @@ def evaluation_set(graph: SplitGraph, split: str, max_queries: int, seed: int,
     return EvaluationSet(
         edges=edges, exclude_indptr=indptr, exclude_indices=indices,
         query_in_degree=in_degree[edges[0]],
-        one_way=~reverse_exists(edges, graph.all_edges, graph.num_nodes),
+        one_way=one_way_mask(edges, graph.all_edges, graph.num_nodes),
         num_nodes=graph.num_nodes, ks=tuple(ks), low_degree_max=low_degree_max,
     ), total
 
@@ -77,7 +78,7 @@ def scorers(graph: SplitGraph, train_dir: Path) -> dict[str, tuple]:
 def results_table(results: dict[str, dict], ks: tuple[int, ...]) -> pd.DataFrame:
     rows = []
     for method, result in results.items():
-        low = next((b for name, b in result["buckets"].items() if name.startswith("low")), {})
+        low = low_degree_metrics(result)
         row = {"method": method}
         row.update({f"HR@{k}": result["overall"][f"hit_rate@{k}"] for k in ks})
         row.update({f"MRR@{k}": result["overall"][f"mrr@{k}"] for k in ks})

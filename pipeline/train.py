@@ -34,10 +34,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from models.batching import EpochSeededShuffle
 from models.encoder import BladeEncoder, EncoderConfig, UndirectedSageEncoder
-from models.graph import in_out_degrees, reverse_exists
-from models.metrics import out_neighbour_csr
+from models.graph import in_out_degrees
+from models.metrics import one_way_mask, out_neighbour_csr
 from models.module import LinkPredictionModule, TrainingDivergedError, ValidationSet
-from models.power_law import effective_alpha, fit_power_law_alpha, neighbourhood_sizes
+from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
 from models.variants import Variant, get_variant
 from pipeline.artifacts import SplitGraph, load_split_graph
@@ -97,11 +97,10 @@ def build_sampler(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, 
     train = graph.train
     in_degree, _ = in_out_degrees(train, graph.num_nodes)
     if variant.adaptive:
-        d_min = int(neighbourhood["d_min"])
-        alpha = effective_alpha(neighbourhood.get("alpha"), neighbourhood.get("alpha_multiplier", 1.0),
-                                fit_power_law_alpha(in_degree, d_min))
-        sizes = neighbourhood_sizes(in_degree, alpha, d_min, int(neighbourhood["n_min"]),
-                                    int(neighbourhood["n_max"]))
+        sizes, _, _ = adaptive_sizes(
+            in_degree, d_min=int(neighbourhood["d_min"]), alpha=neighbourhood.get("alpha"),
+            alpha_multiplier=neighbourhood.get("alpha_multiplier", 1.0),
+            n_min=int(neighbourhood["n_min"]), n_max=int(neighbourhood["n_max"]))
     else:
         sizes = torch.full((graph.num_nodes,), int(fixed_fanout), dtype=torch.long)
     edges = train if variant.directed else torch.cat([train, train.flip(0)], dim=1)
@@ -134,7 +133,7 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
     edge_weight = None
     if weighting == "degree":
         edge_weight = (out_degree[graph.train[0]] * in_degree[graph.train[1]]).float()
-    one_way = ~reverse_exists(graph.train, graph.train, graph.num_nodes)
+    one_way = one_way_mask(graph.train, graph.train, graph.num_nodes)
     validation = None
     if graph.val.shape[1] > 0:
         generator = torch.Generator().manual_seed(seed)

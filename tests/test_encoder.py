@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
+from models.batching import aggregation_matrix
 from models.encoder import (
     BladeEncoder,
     EncoderConfig,
     UndirectedSageEncoder,
-    aggregation_matrix,
     edge_score,
     score,
 )

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from models.encoder import BladeEncoder, EncoderConfig, aggregation_matrix, edge_score
+from models.batching import aggregation_matrix
+from models.encoder import BladeEncoder, EncoderConfig, edge_score
 from models.loss import blade_loss, sample_negatives
 
 

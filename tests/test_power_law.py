@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from models.power_law import effective_alpha, fit_power_law_alpha, neighbourhood_sizes
+from models.power_law import (
+    adaptive_sizes,
+    effective_alpha,
+    fit_power_law_alpha,
+    neighbourhood_sizes,
+)
 
 
 def test_alpha_hat_matches_hand_computation():
@@ -44,3 +49,14 @@ def test_effective_alpha_prefers_explicit_value():
     assert effective_alpha(2.5, 1.5, 2.0) == pytest.approx(2.5)
     with pytest.raises(ValueError, match=">= 1"):
         effective_alpha(None, 0.4, 2.0)
+
+
+def test_adaptive_sizes_fit_alpha_from_the_degrees():
+    # in-degrees 0, 0, 1, 2, 4: alpha_hat = 1 + 1/ln 2 (above), so 1 - alpha = -1/ln 2 and
+    # (d / 1) ** (1 - alpha) = e ** (-ln d / ln 2): d 2 -> 1/e, d 4 -> 1/e^2.
+    # n_max = 8: d <= 1 -> 8; d 2 -> ceil(8/e = 2.94) = 3; d 4 -> ceil(8/e^2 = 1.08) = 2.
+    sizes, alpha_hat, alpha_used = adaptive_sizes(
+        torch.tensor([0, 0, 1, 2, 4]), d_min=1, alpha=None, alpha_multiplier=1.0, n_min=1, n_max=8)
+    assert alpha_hat == pytest.approx(1 + 1 / math.log(2))
+    assert alpha_used == pytest.approx(alpha_hat)
+    assert sizes.tolist() == [8, 8, 8, 3, 2]
