@@ -1,20 +1,26 @@
-"""One epoch's sampled neighbourhoods as aggregation matrices that a mini-batch can re-weight.
+"""One epoch's sampled neighbourhoods as aggregation matrices, and a mini-batch's computation graph.
 
 A mini-batch's positive edges must not be message-passing neighbours of their own endpoints
-(no leakage). Rebuilding the sparse matrices without those pairs would sort every pair again
-for every batch. Instead the CSR structure (and its transpose) is built once per epoch, with
-each entry's first-hop training edge, and a batch only recomputes the values: entries whose
-first hop is a batch edge get weight 0, and the mean is taken over the entries that remain.
+(no leakage). The epoch's pairs are sorted once into CSR (with each entry's first-hop training
+edge); a batch then
+
+- either re-weights the whole ``[N, N]`` matrix (:meth:`EpochAggregation.matrix`: entries whose
+  first hop is a batch edge get weight 0, the mean is over the entries that remain), or
+- cuts out only the rows its L layers need (:func:`computation_graph`): the embeddings of the
+  batch's nodes, the neighbours they aggregate, those neighbours' neighbours, and so on down to
+  layer 0. On amazon0302 a 4,096-edge batch needs a few percent of the full graph, so many
+  cheap optimiser steps replace a few full-graph ones.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from models.encoder import AGGREGATIONS, AggregationMatrix
+from models.encoder import AGGREGATIONS, AggregationMatrix, ComputationGraph
 
 
 class EpochAggregation:
@@ -75,7 +81,7 @@ class EpochAggregation:
         )
 
     def matrix(self, excluded_edges: Tensor | None = None) -> AggregationMatrix:
-        """The aggregation matrix with pairs whose first hop is an excluded edge dropped.
+        """The ``[N, N]`` aggregation matrix with pairs whose first hop is an excluded edge dropped.
 
         Args:
             excluded_edges: BoolTensor ``[E]`` over training edge ids (True = drop), or None.
@@ -85,16 +91,40 @@ class EpochAggregation:
         else:
             keep = (~excluded_edges[self.via_edge]).to(torch.float32)
         kept_per_row = torch.zeros(self.num_nodes, dtype=torch.float32).index_add_(0, self.row, keep)
-        if self.aggregation == "mean":
-            value = keep / kept_per_row[self.row].clamp(min=1.0)
-        elif self.aggregation == "sum":
-            value = keep
-        else:
-            value = keep * torch.rsqrt(kept_per_row[self.row].clamp(min=1.0) * self.neighbour_degree)
+        value = self._weights(keep, kept_per_row[self.row], self.neighbour_degree)
+        shape = (self.num_nodes, self.num_nodes)
         return AggregationMatrix(
-            matrix=_csr(self.crow, self.col, value, self.num_nodes),
-            transpose=_csr(self.t_crow, self.t_col, value[self.t_order], self.num_nodes),
+            matrix=_csr(self.crow, self.col, value, shape),
+            transpose=_csr(self.t_crow, self.t_col, value[self.t_order], shape),
         )
+
+    def _weights(self, keep: Tensor, kept_in_row: Tensor, neighbour_degree: Tensor | None) -> Tensor:
+        if self.aggregation == "mean":
+            return keep / kept_in_row.clamp(min=1.0)
+        if self.aggregation == "sum":
+            return keep
+        return keep * torch.rsqrt(kept_in_row.clamp(min=1.0) * neighbour_degree)
+
+    def rows(self, nodes: Tensor, excluded_edges: Tensor | None = None) -> RowSelection:
+        """The kept entries of rows ``nodes`` (in that order), with their aggregation weights.
+
+        Args:
+            nodes: ``[R]`` distinct node ids.
+            excluded_edges: BoolTensor ``[E]`` (True = drop pairs reached through that edge).
+        """
+        start = self.crow[nodes]
+        count = self.crow[nodes + 1] - start
+        local_row = torch.repeat_interleave(torch.arange(nodes.numel()), count)
+        first_of_row = torch.cumsum(count, 0) - count
+        slot = start[local_row] + torch.arange(local_row.numel()) - first_of_row[local_row]
+        if excluded_edges is not None:
+            kept = ~excluded_edges[self.via_edge[slot]]
+            slot, local_row = slot[kept], local_row[kept]
+        kept_per_row = torch.bincount(local_row, minlength=nodes.numel())
+        ones = torch.ones(slot.numel(), dtype=torch.float32)
+        degree = self.neighbour_degree[slot] if self.neighbour_degree is not None else None
+        value = self._weights(ones, kept_per_row[local_row].to(torch.float32), degree)
+        return RowSelection(local_row, self.col[slot], value, nodes.numel())
 
 
 def aggregation_matrix(
@@ -115,16 +145,113 @@ def aggregation_matrix(
     return EpochAggregation(index, no_edge, num_nodes, aggregation, node_degree).matrix(None)
 
 
-def _compressed(sorted_row: Tensor, num_nodes: int) -> Tensor:
-    crow = torch.zeros(num_nodes + 1, dtype=torch.long)
-    crow[1:] = torch.cumsum(torch.bincount(sorted_row, minlength=num_nodes), 0)
+@dataclass
+class RowSelection:
+    """Some rows of an epoch aggregation: entry i is ``(row[i], column[i])`` with weight ``value[i]``.
+
+    ``row`` is local (0..num_rows-1, non-decreasing), ``column`` a global node id.
+    """
+
+    row: Tensor
+    column: Tensor
+    value: Tensor
+    num_rows: int
+
+    def matrix(self, column_position: Tensor, num_columns: int) -> AggregationMatrix:
+        """``[num_rows, num_columns]`` matrix, global columns mapped through ``column_position``."""
+        column = column_position[self.column]
+        shape = (self.num_rows, num_columns)
+        t_order = torch.argsort(column * self.num_rows + self.row)
+        return AggregationMatrix(
+            matrix=_csr(_compressed(self.row, self.num_rows), column, self.value, shape),
+            transpose=_csr(_compressed(column[t_order], num_columns), self.row[t_order],
+                           self.value[t_order], (num_columns, self.num_rows)),
+        )
+
+
+def _extend(prefix: Tensor, candidates: Tensor, position: Tensor) -> Tensor:
+    """``prefix`` followed by the distinct ``candidates`` not in it; ``position`` ([N], -1 =
+    absent, holding the prefix's positions on entry) is updated to the result's positions."""
+    new = torch.unique(candidates[position[candidates] < 0])
+    position[new] = torch.arange(prefix.numel(), prefix.numel() + new.numel())
+    return torch.cat([prefix, new])
+
+
+def _positions(nodes: Tensor, num_nodes: int) -> Tensor:
+    position = torch.full((num_nodes,), -1, dtype=torch.long)
+    position[nodes] = torch.arange(nodes.numel())
+    return position
+
+
+def computation_graph(
+    out_aggregation: EpochAggregation,
+    in_aggregation: EpochAggregation | None,
+    sources: Tensor,
+    targets: Tensor,
+    num_layers: int,
+    excluded_edges: Tensor | None = None,
+) -> ComputationGraph:
+    r"""The nodes and aggregation rows that L layers need for s of ``sources`` and t of ``targets``.
+
+    With :math:`S_L` = distinct sources and :math:`T_L` = distinct targets, for l = L..1:
+
+    .. math::
+        S_{l-1} = S_l \cup S_{in}(T_l), \qquad T_{l-1} = T_l \cup S_{out}(S_l)
+
+    (the source side aggregates targets of out-neighbours and vice versa; the self term needs
+    the node itself one layer down). Each set lists the next layer's set first, so the self term
+    is a prefix slice. Entries reached through ``excluded_edges`` are dropped before the sets
+    are grown. With ``in_aggregation=None`` (undirected SAGE) one set per layer is grown from
+    ``out_aggregation`` over sources and targets together.
+
+    Returns:
+        :class:`models.encoder.ComputationGraph`, with ``source_position`` / ``target_position``
+        mapping a global id to its row in the encoder's output (-1 if absent).
+    """
+    num_nodes = out_aggregation.num_nodes
+    if in_aggregation is None:
+        nodes = torch.unique(torch.cat([sources, targets]))
+        sources = targets = nodes
+    source = torch.unique(sources)
+    target = torch.unique(targets)
+    source_position = _positions(source, num_nodes)
+    target_position = _positions(target, num_nodes)
+    source_nodes, target_nodes = [source], [target]
+    out_adj: list[AggregationMatrix] = []
+    in_adj: list[AggregationMatrix] = []
+    s_pos, t_pos = source_position.clone(), target_position.clone()
+    for _ in range(num_layers):
+        out_rows = out_aggregation.rows(source, excluded_edges)
+        if in_aggregation is None:
+            source = target = _extend(source, out_rows.column, s_pos)
+            adjacency = out_rows.matrix(s_pos, source.numel())
+            out_adj.append(adjacency)
+            in_adj.append(adjacency)
+        else:
+            in_rows = in_aggregation.rows(target, excluded_edges)
+            target = _extend(target, out_rows.column, t_pos)
+            source = _extend(source, in_rows.column, s_pos)
+            out_adj.append(out_rows.matrix(t_pos, target.numel()))
+            in_adj.append(in_rows.matrix(s_pos, source.numel()))
+        source_nodes.append(source)
+        target_nodes.append(target)
+    return ComputationGraph(
+        source_nodes=source_nodes[::-1], target_nodes=target_nodes[::-1],
+        out_adj=out_adj[::-1], in_adj=in_adj[::-1],
+        source_position=source_position, target_position=target_position,
+    )
+
+
+def _compressed(sorted_row: Tensor, num_rows: int) -> Tensor:
+    crow = torch.zeros(num_rows + 1, dtype=torch.long)
+    crow[1:] = torch.cumsum(torch.bincount(sorted_row, minlength=num_rows), 0)
     return crow
 
 
-def _csr(crow: Tensor, col: Tensor, value: Tensor, num_nodes: int) -> Tensor:
+def _csr(crow: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]) -> Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, value, (num_nodes, num_nodes), check_invariants=False)
+        return torch.sparse_csr_tensor(crow, col, value, shape, check_invariants=False)
 
 
 class EpochSeededShuffle(torch.utils.data.Sampler[int]):

@@ -4,9 +4,10 @@ Every node u has a **source** embedding s_u (u as the query) and a **target** em
 (u as the recommended item); the score of u -> v is ``scale * s_u . t_v`` (see :func:`score`).
 
 Message passing is one sparse-dense product per role and layer, ``A @ X``, with ``A`` the
-``[N, N]`` aggregation matrix of the epoch's sampled neighbourhoods
-(:class:`models.batching.EpochAggregation`).
-Nothing of shape ``[num_pairs, dim]`` is materialised.
+aggregation matrix of the epoch's sampled neighbourhoods: ``[N, N]`` for the whole graph
+(inference), or the rows one layer of a mini-batch needs (:class:`ComputationGraph`, built by
+:func:`models.batching.computation_graph`). Nothing of shape ``[num_pairs, dim]`` is
+materialised.
 
 Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each for a reason:
 
@@ -54,11 +55,11 @@ class AggregationMatrix:
     transpose: Tensor
 
     @property
-    def num_nodes(self) -> int:
-        return self.matrix.shape[0]
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.matrix.shape)
 
     def __matmul__(self, x: Tensor) -> Tensor:
-        """``A @ x`` for dense ``x: [N, d]`` -> ``[N, d]``, differentiable w.r.t. ``x`` only."""
+        """``A @ x`` for dense ``x: [C, d]`` -> ``[R, d]``, differentiable w.r.t. ``x`` only."""
         return _SparseMatMul.apply(self.matrix, self.transpose, x)
 
     def to(self, device: torch.device | str) -> AggregationMatrix:
@@ -79,6 +80,44 @@ class _SparseMatMul(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> tuple[None, None, Tensor]:
         return None, None, ctx.transpose @ grad_output
+
+
+@dataclass(frozen=True)
+class ComputationGraph:
+    """The nodes and aggregation matrices an L-layer encoder needs, layer 0 (input) first.
+
+    ``source_nodes[l]`` / ``target_nodes[l]`` are the global ids whose source / target
+    embeddings layer l computes (None = all N nodes); each starts with the ids of layer l + 1,
+    so the self term of layer l + 1 is a prefix slice. ``out_adj[l]`` is
+    ``[|S_{l+1}|, |T_l|]`` (the source side of layer l + 1 aggregates targets) and ``in_adj[l]``
+    is ``[|T_{l+1}|, |S_l|]``.
+
+    Attributes:
+        source_position, target_position: ``[N]`` row of a global id in the encoder's output
+            ``s`` / ``t`` (-1 = not computed); None when all N nodes are computed in order.
+    """
+
+    source_nodes: list[Tensor | None]
+    target_nodes: list[Tensor | None]
+    out_adj: list[AggregationMatrix]
+    in_adj: list[AggregationMatrix]
+    source_position: Tensor | None = None
+    target_position: Tensor | None = None
+
+    @classmethod
+    def full(cls, out_adj: AggregationMatrix, in_adj: AggregationMatrix | None,
+             num_layers: int) -> ComputationGraph:
+        """Every node at every layer, the same ``[N, N]`` matrices at each layer."""
+        in_adj = out_adj if in_adj is None else in_adj
+        return cls([None] * (num_layers + 1), [None] * (num_layers + 1),
+                   [out_adj] * num_layers, [in_adj] * num_layers)
+
+    def to(self, device: torch.device | str) -> ComputationGraph:
+        move = lambda nodes: None if nodes is None else nodes.to(device)  # noqa: E731
+        return ComputationGraph(
+            [move(n) for n in self.source_nodes], [move(n) for n in self.target_nodes],
+            [a.to(device) for a in self.out_adj], [a.to(device) for a in self.in_adj],
+            move(self.source_position), move(self.target_position))
 
 
 def score(s: Tensor, t: Tensor, scale: float | Tensor) -> Tensor:
@@ -107,6 +146,13 @@ class EncoderConfig:
         self_term: add the root term ``h^(l-1) W_self^l`` (False = the paper's update).
         score_scale: initial positive multiplier of the dot-product score.
         learn_scale: learn the scale (kept positive as exp of a learned log).
+        activation: ``"relu"`` on hidden layers (the paper) or ``"none"`` (a linear GNN as
+            LightGCN / SGC; with ``weight_init="identity"`` the layers start as pure propagation
+            and keep negative coordinates, so random pairs start near score 0).
+        weight_init: ``"random"`` (PyTorch's default for ``nn.Linear``) or ``"identity"``
+            (W = W_self = I, zero bias: every layer starts as "mean of the neighbours plus
+            myself", which keeps the geometry of structure-initialised ID tables; see
+            ``train.id_init`` and README "Training on amazon0302").
     """
 
     num_nodes: int
@@ -118,6 +164,8 @@ class EncoderConfig:
     self_term: bool = True
     score_scale: float = 5.0
     learn_scale: bool = False
+    activation: str = "relu"
+    weight_init: str = "random"
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:
@@ -128,6 +176,10 @@ class EncoderConfig:
             raise ValueError(f"score_scale must be > 0, got {self.score_scale}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.activation not in ("relu", "none"):
+            raise ValueError(f"activation must be relu or none, got {self.activation!r}")
+        if self.weight_init not in ("random", "identity"):
+            raise ValueError(f"weight_init must be random or identity, got {self.weight_init!r}")
 
 
 class _InputLayer(nn.Module):
@@ -149,17 +201,21 @@ class _InputLayer(nn.Module):
             self.weight = projection.weight  # [dim, F]
             self.bias = projection.bias
 
-    def forward(self, features: Tensor | None) -> Tensor:
+    def forward(self, features: Tensor | None, nodes: Tensor | None = None) -> Tensor:
+        """Rows ``nodes`` (all N if None). A row gather of the ID table has a sparse gradient
+        (:class:`models.optim.LazyAdam` then updates only those rows)."""
         if self.in_features is None:
             if features is not None:
                 raise ValueError("features given, but the encoder was built with in_features=None")
-            return self.weight
+            return self.weight if nodes is None else F.embedding(nodes, self.weight, sparse=True)
         if features is None:
             raise ValueError(f"the encoder expects node features [N, {self.in_features}], got None")
         if features.shape != (self.num_nodes, self.in_features):
             raise ValueError(
                 f"features must have shape [{self.num_nodes}, {self.in_features}], got {list(features.shape)}"
             )
+        if nodes is not None:
+            features = features.index_select(0, nodes)
         if features.is_sparse or features.layout == torch.sparse_csr:
             return torch.sparse.mm(features, self.weight.T) + self.bias
         return F.linear(features, self.weight, self.bias)
@@ -177,11 +233,22 @@ class _EncoderBase(nn.Module):
             if config.self_term
             else None
         )
+        if config.weight_init == "identity":
+            with torch.no_grad():
+                for linear in [*self.neighbour, *(self.root or [])]:
+                    nn.init.eye_(linear.weight)
+                    if linear.bias is not None:
+                        linear.bias.zero_()
         log_scale = torch.tensor(math.log(config.score_scale))
         if config.learn_scale:
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_scale", log_scale)
+
+    def id_tables(self) -> list[nn.Parameter]:
+        """The layer-0 ID tables ``[N, dim]`` (none when the encoder projects node features)."""
+        return [layer.weight for layer in self.modules()
+                if isinstance(layer, _InputLayer) and layer.in_features is None]
 
     @property
     def scale(self) -> Tensor:
@@ -193,7 +260,7 @@ class _EncoderBase(nn.Module):
         out = self.neighbour[layer](aggregated)
         if self.root is not None:
             out = out + self.root[layer](previous)
-        if layer < self.config.num_layers - 1:
+        if layer < self.config.num_layers - 1 and self.config.activation == "relu":
             out = F.relu(out)
         return F.normalize(out, dim=-1)
 
@@ -228,6 +295,8 @@ class BladeEncoder(_EncoderBase):
         - **output:** ``(s, t)``, each ``[N, dim]`` with unit-norm rows.
     """
 
+    directed = True  # s and t differ: the caller builds both directions' aggregations
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
         self.source_input = _InputLayer(config)
@@ -239,13 +308,19 @@ class BladeEncoder(_EncoderBase):
         in_adj: AggregationMatrix,
         features: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        s = self.source_input(features)
-        t = self.target_input(features)
+        """Embeddings of all N nodes from ``[N, N]`` aggregation matrices."""
+        return self.encode(ComputationGraph.full(out_adj, in_adj, self.config.num_layers), features)
+
+    def encode(self, graph: ComputationGraph, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(s, t)`` of ``graph``'s last-layer sources and targets, rows in their order."""
+        s = self.source_input(features, graph.source_nodes[0])
+        t = self.target_input(features, graph.target_nodes[0])
         for layer in range(self.config.num_layers):
             s_prev = F.dropout(s, self.config.dropout, self.training)
             t_prev = F.dropout(t, self.config.dropout, self.training)
-            s = self._update(layer, out_adj @ t_prev, s_prev)
-            t = self._update(layer, in_adj @ s_prev, t_prev)
+            out_adj, in_adj = graph.out_adj[layer], graph.in_adj[layer]
+            s = self._update(layer, out_adj @ t_prev, s_prev[: out_adj.shape[0]])
+            t = self._update(layer, in_adj @ s_prev, t_prev[: in_adj.shape[0]])
         return s, t
 
 
@@ -269,6 +344,8 @@ class UndirectedSageEncoder(_EncoderBase):
         - **output:** ``(h, h)``, the same ``[N, dim]`` tensor twice (source = target).
     """
 
+    directed = False  # one embedding: the caller builds one undirected aggregation
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
         self.node_input = _InputLayer(config)
@@ -279,10 +356,16 @@ class UndirectedSageEncoder(_EncoderBase):
         in_adj: AggregationMatrix | None = None,
         features: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        h = self.node_input(features)
+        """Embeddings of all N nodes from the ``[N, N]`` undirected aggregation matrix."""
+        return self.encode(ComputationGraph.full(out_adj, None, self.config.num_layers), features)
+
+    def encode(self, graph: ComputationGraph, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(h, h)`` for ``graph``'s last-layer nodes (its source side; targets are the same)."""
+        h = self.node_input(features, graph.source_nodes[0])
         for layer in range(self.config.num_layers):
             h_prev = F.dropout(h, self.config.dropout, self.training)
-            h = self._update(layer, out_adj @ h_prev, h_prev)
+            adjacency = graph.out_adj[layer]
+            h = self._update(layer, adjacency @ h_prev, h_prev[: adjacency.shape[0]])
         return h, h
 
 
@@ -290,6 +373,7 @@ __all__ = [
     "AGGREGATIONS",
     "AggregationMatrix",
     "BladeEncoder",
+    "ComputationGraph",
     "EncoderConfig",
     "UndirectedSageEncoder",
     "edge_score",

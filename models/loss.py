@@ -45,6 +45,8 @@ def blade_loss(
     lambda_asym: float = 1.0,
     scale: float | Tensor = 1.0,
     edge_weight: Tensor | None = None,
+    source_position: Tensor | None = None,
+    target_position: Tensor | None = None,
 ) -> LossTerms:
     r"""BLADE loss of a batch of B training edges.
 
@@ -69,6 +71,9 @@ def blade_loss(
         lambda_asym: weight of the asymmetric term.
         scale: score scale (the encoder's ``scale``).
         edge_weight: optional ``[B]`` non-negative weights, e.g. ``d_out(u) * d_in(v)``.
+        source_position, target_position: ``[N]`` maps from a node id to its row in ``s`` /
+            ``t`` when those hold only a mini-batch's nodes
+            (:class:`models.encoder.ComputationGraph`); None = row i is node i.
 
     Returns:
         :class:`LossTerms`; ``total`` is what to back-propagate.
@@ -83,11 +88,14 @@ def blade_loss(
     if edge_weight is not None and edge_weight.shape != (num_edges,):
         raise ValueError(f"edge_weight must have shape [B={num_edges}], got {list(edge_weight.shape)}")
 
-    source = pos_edges[0]
+    as_source = (lambda nodes: nodes) if source_position is None else source_position.__getitem__
+    as_target = (lambda nodes: nodes) if target_position is None else target_position.__getitem__
+    u, v = pos_edges
     num_negatives = neg_targets.shape[1]
-    forward_score = edge_score(s, t, pos_edges, scale)  # [B]
-    reverse_score = edge_score(s, t, pos_edges.flip(0), scale)  # [B], v -> u
-    negative_index = torch.stack([source.repeat_interleave(num_negatives), neg_targets.reshape(-1)])
+    forward_score = edge_score(s, t, torch.stack([as_source(u), as_target(v)]), scale)  # [B]
+    reverse_score = edge_score(s, t, torch.stack([as_source(v), as_target(u)]), scale)  # [B], v -> u
+    negative_index = torch.stack([as_source(u).repeat_interleave(num_negatives),
+                                  as_target(neg_targets.reshape(-1))])
     negative_score = edge_score(s, t, negative_index, scale).view(num_edges, num_negatives)
 
     positive = -F.logsigmoid(forward_score)
@@ -109,14 +117,21 @@ def blade_loss(
     )
 
 
-def sample_negatives(num_edges: int, k: int, num_nodes: int, generator: torch.Generator) -> Tensor:
-    """``[num_edges, k]`` negative targets drawn uniformly from all N nodes, with replacement.
+def sample_negatives(num_edges: int, k: int, num_nodes: int, generator: torch.Generator,
+                     pool: int = 0) -> Tensor:
+    """``[num_edges, k]`` negative targets, each uniform over all N nodes, with replacement.
+
+    With ``pool > 0`` the batch first draws ``pool`` nodes uniformly from N and every edge takes
+    its k negatives uniformly from that pool: each negative is still uniform over N, but the
+    batch's distinct negatives are at most ``pool``, so the mini-batch computation graph (the
+    negatives' in-neighbourhoods down to layer 0) stays small. On amazon0302 a pool of 2,048
+    for 8,192 edges cut a training step from 0.80 s to 0.31 s (dim 64).
 
     No rejection of true neighbours or of the query itself: with N in the thousands and up,
     the chance of hitting one is about degree / N, and rejecting would cost a hash lookup
     per draw.
     """
-    return torch.randint(0, num_nodes, (num_edges, k), generator=generator, device=generator.device)
-
-
-__all__ = ["LossTerms", "blade_loss", "sample_negatives"]
+    if pool <= 0:
+        return torch.randint(0, num_nodes, (num_edges, k), generator=generator, device=generator.device)
+    nodes = torch.randint(0, num_nodes, (pool,), generator=generator, device=generator.device)
+    return nodes[torch.randint(0, pool, (num_edges, k), generator=generator, device=generator.device)]

@@ -4,10 +4,13 @@ It receives its parts (encoder, sampler, optimiser factory) rather than building
 module trains BLADE, its ablations, DAEMON and the SAGE baseline (``models.variants``).
 
 Per epoch the sampler draws new neighbourhoods (seeded by ``seed`` and the epoch, so a resumed
-run draws what an uninterrupted one would). Per mini-batch of training edges the whole graph
-is encoded (full-graph propagation: on a CPU this beats per-batch subgraph extraction at
-amazon0302 size), without the pairs whose first hop is one of the batch's own edges, and the
-asymmetric loss is taken on the batch with K uniform negatives per edge.
+run draws what an uninterrupted one would). Per mini-batch of training edges (u, v) with K
+uniform negatives w per edge, only the batch's computation graph is encoded
+(:func:`models.batching.computation_graph`: s of u and v, t of v, u and w, and the sampled
+neighbourhoods down to layer 0), without the pairs whose first hop is one of the batch's own
+edges, and the asymmetric loss is taken on the batch. The ID tables get sparse gradients
+(:class:`models.optim.LazyAdam` updates only those rows), so a step costs what its batch
+touches, not what the graph holds.
 
 Validation ranks a fixed, seeded sample of validation edges against all nodes (filtered by the
 query's training out-neighbours) and logs ``val_mrr@10`` and ``val_hit_rate@10``.
@@ -22,8 +25,8 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from models.batching import EpochAggregation
-from models.encoder import score
+from models.batching import EpochAggregation, computation_graph
+from models.encoder import ComputationGraph, score
 from models.loss import blade_loss, sample_negatives
 from models.metrics import filtered_ranks, ranking_metrics
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
@@ -55,7 +58,8 @@ class LinkPredictionModule(pl.LightningModule):
         sampler: draws the epoch's neighbourhoods from the training graph. For an undirected
             encoder it samples the graph listed in both directions (edge ids ``e`` and
             ``e + E``), so ``via_edge % E`` is the training edge.
-        optimizer: factory ``params -> torch.optim.Optimizer``.
+        optimizer: factory ``params -> torch.optim.Optimizer``; it must accept the sparse
+            gradients of the ID tables (:class:`models.optim.LazyAdam`).
         train_edges: ``[2, E]`` training edges (the loss's positives).
         one_way: ``[E]`` bool, reverse edge absent from the training graph.
         num_nodes: N.
@@ -63,6 +67,8 @@ class LinkPredictionModule(pl.LightningModule):
         features: ``[N, F]`` node features or None (ID embeddings).
         aggregation, node_degree: see :class:`models.batching.EpochAggregation`.
         num_negatives: K uniform negatives per positive.
+        negative_pool: draw each batch's negatives from this many uniform nodes (0 = independent
+            draws; see :func:`models.loss.sample_negatives`).
         lambda_asym: weight of the asymmetric loss term.
         edge_weight: ``[E]`` optional loss weights per training edge.
         validation: :class:`ValidationSet` or None.
@@ -82,6 +88,7 @@ class LinkPredictionModule(pl.LightningModule):
         aggregation: str = "mean",
         node_degree: Tensor | None = None,
         num_negatives: int = 2,
+        negative_pool: int = 0,
         lambda_asym: float = 1.0,
         edge_weight: Tensor | None = None,
         validation: ValidationSet | None = None,
@@ -98,6 +105,7 @@ class LinkPredictionModule(pl.LightningModule):
         self.aggregation = aggregation
         self.node_degree = node_degree
         self.num_negatives = num_negatives
+        self.negative_pool = negative_pool
         self.lambda_asym = lambda_asym
         self.edge_weight = edge_weight
         self.validation = validation
@@ -115,13 +123,9 @@ class LinkPredictionModule(pl.LightningModule):
         )
         return build(hoods.out_index, hoods.out_via_edge), build(hoods.in_index, hoods.in_via_edge)
 
-    def _encode(self, out_agg: EpochAggregation, in_agg: EpochAggregation,
-                excluded_edges: Tensor | None) -> tuple[Tensor, Tensor]:
-        device = self.device
-        out_adj = out_agg.matrix(excluded_edges).to(device)
-        in_adj = in_agg.matrix(excluded_edges).to(device)
-        features = self.features.to(device) if self.features is not None else None
-        return self.encoder(out_adj, in_adj, features)
+    def _encode(self, graph: ComputationGraph) -> tuple[Tensor, Tensor]:
+        features = self.features.to(self.device) if self.features is not None else None
+        return self.encoder.encode(graph.to(self.device), features)
 
     @torch.no_grad()
     def embeddings(self) -> tuple[Tensor, Tensor]:
@@ -131,7 +135,10 @@ class LinkPredictionModule(pl.LightningModule):
         if self._inference is None:  # the draw is fixed: build it once, reuse every validation
             generator = torch.Generator().manual_seed(self.seed + INFERENCE_SEED_OFFSET)
             self._inference = self._aggregations(self.sampler.sample(generator))
-        s, t = self._encode(*self._inference, None)
+        out_agg, in_agg = self._inference
+        graph = ComputationGraph.full(out_agg.matrix(), in_agg.matrix() if self.encoder.directed else None,
+                                      self.encoder.config.num_layers)
+        s, t = self._encode(graph)
         self.train(was_training)
         return s.cpu(), t.cpu()
 
@@ -146,13 +153,19 @@ class LinkPredictionModule(pl.LightningModule):
         edge_ids = batch[0].cpu()
         excluded = torch.zeros(self.train_edges.shape[1], dtype=torch.bool)
         excluded[edge_ids] = True
-        s, t = self._encode(self._epoch_out, self._epoch_in, excluded)
-        positives = self.train_edges[:, edge_ids].to(self.device)
+        positives = self.train_edges[:, edge_ids]
         negatives = sample_negatives(edge_ids.numel(), self.num_negatives, self.num_nodes,
-                                     self._negative_generator).to(self.device)
+                                     self._negative_generator, self.negative_pool)
+        graph = computation_graph(
+            self._epoch_out, self._epoch_in if self.encoder.directed else None,
+            sources=positives.reshape(-1), targets=torch.cat([positives.reshape(-1), negatives.reshape(-1)]),
+            num_layers=self.encoder.config.num_layers, excluded_edges=excluded)
+        s, t = self._encode(graph)
         weight = self.edge_weight[edge_ids].to(self.device) if self.edge_weight is not None else None
-        terms = blade_loss(s, t, positives, negatives, self.one_way[edge_ids].to(self.device),
-                           self.lambda_asym, self.encoder.scale, weight)
+        terms = blade_loss(s, t, positives.to(self.device), negatives.to(self.device),
+                           self.one_way[edge_ids].to(self.device), self.lambda_asym, self.encoder.scale,
+                           weight, graph.source_position.to(self.device),
+                           graph.target_position.to(self.device))
         if not torch.isfinite(terms.total):
             raise TrainingDivergedError(
                 f"loss is {terms.total.item()} at epoch {self.current_epoch}, batch {batch_index} "

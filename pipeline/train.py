@@ -33,10 +33,11 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from models.batching import EpochSeededShuffle
-from models.encoder import BladeEncoder, EncoderConfig, UndirectedSageEncoder
-from models.graph import in_out_degrees
+from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, UndirectedSageEncoder
+from models.graph import in_out_degrees, random_projection_embedding
 from models.metrics import one_way_mask, out_neighbour_csr
 from models.module import LinkPredictionModule, TrainingDivergedError, ValidationSet
+from models.optim import LazyAdam
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
 from models.variants import Variant, get_variant
@@ -123,9 +124,19 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         dropout=float(config.get("dropout", 0.0)), self_term=bool(config.get("self_term", True)),
         score_scale=float(config.get("score_scale", 5.0)),
         learn_scale=bool(config.get("learn_scale", False)),
+        activation=config.get("activation", "relu"), weight_init=config.get("weight_init", "random"),
     )
     torch.manual_seed(seed)  # the encoder's initial weights
     encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(encoder_config)
+    id_init = config.get("id_init", "random")
+    if id_init not in ("random", "structure"):
+        raise ConfigError(f"params.yaml: train.id_init must be random or structure, got {id_init!r}")
+    if id_init == "structure" and features is None:
+        start = random_projection_embedding(graph.train, graph.num_nodes, encoder_config.dim, hops=2,
+                                            generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            for table in encoder.id_tables():
+                table.copy_(start * ID_EMBEDDING_STD * encoder_config.dim**0.5)
     in_degree, out_degree = in_out_degrees(graph.train, graph.num_nodes)
     weighting = config.get("edge_weighting", "none")
     if weighting not in ("none", "degree"):
@@ -141,14 +152,14 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         chosen = torch.randperm(graph.val.shape[1], generator=generator)[:count]
         indptr, indices = out_neighbour_csr(graph.train, graph.num_nodes)
         validation = ValidationSet(graph.val[:, chosen], indptr, indices)
-    optimizer = partial(torch.optim.Adam, lr=float(config["learning_rate"]),
+    optimizer = partial(LazyAdam, lr=float(config["learning_rate"]),
                         weight_decay=float(config.get("weight_decay", 0.0)))
     return LinkPredictionModule(
         encoder, build_sampler(variant, graph, neighbourhood, int(config["fixed_fanout"])), optimizer,
         graph.train, one_way, graph.num_nodes, seed,
         features=features, aggregation=encoder_config.aggregation,
         node_degree=(in_degree + out_degree) if encoder_config.aggregation == "degree_weighted" else None,
-        num_negatives=int(config["num_negatives"]),
+        num_negatives=int(config["num_negatives"]), negative_pool=int(config.get("negative_pool", 0)),
         lambda_asym=float(config["lambda_asym"]) if variant.directed else 0.0,
         edge_weight=edge_weight, validation=validation,
     )

@@ -286,3 +286,14 @@ def test_config_rejects_bad_values() -> None:
         EncoderConfig(num_nodes=3, aggregation="max")
     with pytest.raises(ValueError, match="score_scale"):
         EncoderConfig(num_nodes=3, score_scale=0.0)
+
+
+def test_identity_weight_init_is_the_hand_set_mean_plus_self() -> None:
+    by_hand = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1))
+    _hand_set(by_hand, S0, T0, root=1.0)
+    identity = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1, weight_init="identity"))
+    with torch.no_grad():
+        identity.source_input.weight.copy_(S0)
+        identity.target_input.weight.copy_(T0)
+    for ours, expected in zip(identity(*_adjacencies(EDGES, 4)), by_hand(*_adjacencies(EDGES, 4))):
+        torch.testing.assert_close(ours, expected)

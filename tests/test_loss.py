@@ -146,3 +146,16 @@ def test_training_learns_direction_on_a_chain() -> None:
         forward = edge_score(s, t, edges, encoder.scale)
         reverse = edge_score(s, t, edges.flip(0), encoder.scale)
     assert (forward > reverse + 1.0).all(), (forward, reverse)
+
+
+def test_pooled_negatives_come_from_a_small_uniform_pool() -> None:
+    negatives = sample_negatives(500, 4, 1000, torch.Generator().manual_seed(0), pool=3)
+    assert negatives.shape == (500, 4)
+    assert torch.unique(negatives).numel() <= 3
+    # over many batches each node is as likely as any other: the pool itself is uniform
+    generator = torch.Generator().manual_seed(1)
+    draws = torch.cat([sample_negatives(4, 2, 5, generator, pool=2).reshape(-1) for _ in range(5000)])
+    counts = torch.bincount(draws, minlength=5).float()
+    # 5,000 batches: a node's per-batch share has variance < 0.16, so its mean share has
+    # std < sqrt(0.16 / 5,000) = 0.0057; 0.02 is 3.5 std
+    assert (counts / counts.sum() - 0.2).abs().max() < 0.02
