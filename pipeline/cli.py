@@ -25,8 +25,11 @@ STAGES = {
     "ingest": ("pipeline.ingest", "read the raw edge list, map ids, clean, split train/val/test"),
     "degree-stats": ("pipeline.degree_stats",
                      "degree statistics, power-law alpha_hat, per-node neighbourhood sizes"),
+    "tune": ("pipeline.tune", "Optuna study of the power-law and sampling parameters (MLflow-tracked)"),
     "train": ("pipeline.train", "Lightning training of BLADE and the trained baselines"),
     "evaluate": ("pipeline.evaluate", "filtered ranking metrics for every model and baseline"),
+    "register": ("pipeline.register",
+                 "log evaluation to MLflow, register the model, move `champion` if it is better"),
     "compare": ("pipeline.compare",
                 "BLADE vs its ablations, DAEMON and the baselines on one graph, over seeds"),
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,9 @@ def apply_overrides(params: dict[str, Any], overrides: list[str]) -> dict[str, A
                 raise ConfigError(f"override '{item}': '{part}' is not a section")
         node[leaf] = yaml.safe_load(raw)
     return params
+
+
+def with_values(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``params`` with ``{"section.key": value}`` set (e.g. a tuning trial's values)."""
+    overrides = [f"{key}={json.dumps(value)}" for key, value in values.items()]
+    return apply_overrides(copy.deepcopy(params), overrides)

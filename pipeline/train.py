@@ -41,13 +41,15 @@ from models.optim import LazyAdam
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
 from models.variants import Variant, get_variant
+from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
-from pipeline.config import ConfigError, section
+from pipeline.config import ConfigError, section, with_values
 from pipeline.storage import atomic_directory, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
 OUTPUT_DIR = Path("outputs/train")
+TUNED_PARAMS_PATH = Path("outputs/tune/best_params.json")
 CHECKPOINT_DIR = Path("outputs/checkpoints")
 METRICS_PATH = Path("metrics/train.json")
 MONITOR = "val_mrr@10"
@@ -242,20 +244,50 @@ def save_embeddings(path: Path, module: LinkPredictionModule, variant: str) -> N
                     "scale": float(module.encoder.scale.detach())}, tmp)
 
 
+def tuned_study() -> dict[str, Any] | None:
+    """The tune stage's result (``outputs/tune/best_params.json``), or None if it has not run."""
+    if not TUNED_PARAMS_PATH.is_file():
+        return None
+    return json.loads(TUNED_PARAMS_PATH.read_text())
+
+
+def with_tuned_values(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``params`` with the best trial's values when ``train.use_tuned`` (default true) and a study ran."""
+    study = tuned_study() if params["train"].get("use_tuned", True) else None
+    if study is None:
+        return params, None
+    log.info("train: using the tuned values of trial %d (val MRR@10 %.4f): %s", study["trial"],
+             study["value"], study["overrides"])
+    return with_values(params, study["overrides"]), study
+
+
 def main(params: dict[str, Any]) -> dict[str, Any]:
+    section(params, "train")
+    params, study = with_tuned_values(params)
     base, config = section(params, "base"), section(params, "train")
     neighbourhood = section(params, "neighbourhood")
     seed = int(base["seed"])
     graph = load_split_graph()
+    client = tracking.client()
+    experiment_id = tracking.experiment_id(client, str(params.get("mlflow", {}).get("experiment", "blade")))
     metrics: dict[str, Any] = {}
     with atomic_directory(OUTPUT_DIR) as tmp:
         for name in config["variants"]:
             get_variant(name)  # fail on a typo before any training
         for name in config["variants"]:
             log.info("train: %s (%s) on %s", name, get_variant(name).description, base["dataset"])
+            tags = {"stage": "train", "variant": name, "dataset": str(base["dataset"]),
+                    "data_version": tracking.data_version(), "git_commit": tracking.git_commit()}
+            if study is not None and study.get("mlflow_parent_run_id"):
+                tags["mlflow.parentRunId"] = study["mlflow_parent_run_id"]
+            run_id = client.create_run(experiment_id, run_name=f"train-{name}", tags=tags).info.run_id
+            tracking.log_params(client, run_id, {"base": base, "neighbourhood": neighbourhood,
+                                                 "train": config, "tuned": study is not None})
             try:
-                result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name)
+                result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name,
+                                     callbacks=[tracking.EpochMetricsLogger(client, run_id)])
             except TrainingDivergedError as error:
+                client.set_terminated(run_id, "FAILED")
                 raise ConfigError(f"train {name}: {error}") from error
             out = tmp / name
             out.mkdir()
@@ -269,7 +301,11 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
                 "seconds_per_epoch": round(result.seconds_per_epoch, 2),
                 "train_edges_per_second": round(edges_per_second),
             }
-            write_json(out / "summary.json", summary)
+            tracking.log_metrics(client, run_id, {key: value for key, value in summary.items()
+                                                  if key != "variant"})
+            client.set_terminated(run_id, "FINISHED")
+            write_json(out / "summary.json", {**summary, "mlflow_run_id": run_id,
+                                              "tuned_trial": study["trial"] if study else None})
             metrics[name] = {key: value for key, value in summary.items() if key != "variant"}
             log.info("train: %s best val MRR@10 %.4f after %d epochs, %.1f s/epoch (%s edges/s)",
                      name, result.best_score, result.epochs, result.seconds_per_epoch,

@@ -24,6 +24,7 @@ TINY_EDGES += [(0, 6), (6, 0), (3, 9), (1, 7), (7, 1), (2, 8), (4, 10), (5, 11),
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store, whatever an earlier test set
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -44,6 +45,10 @@ def tiny_project(tmp_path_factory) -> Path:
     params["train"].update({"variants": ["blade", "sage"], "dim": 8, "batch_size": 8,
                             "max_epochs": 2, "fixed_fanout": 2, "accelerator": "cpu", "devices": 1})
     params["evaluate"]["max_queries"] = 0
+    params["tune"].update({"n_trials": 3, "max_epochs": 2, "timeout_seconds": None,
+                           "study_name": "tiny"})
+    params["tune"]["space"]["neighbourhood.d_min"] = {"low": 1, "high": 1, "int": True}
+    params["registry"]["model_name"] = "blade-tiny"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "data" / "tiny").mkdir(parents=True)
     lines = ["# tiny test graph"] + [f"{u}\t{v}" for u, v in TINY_EDGES]
@@ -83,3 +88,91 @@ def test_train_and_evaluate_outputs(tiny_project: Path):
 def test_repro_again_is_a_no_op(tiny_project: Path):
     result = run([sys.executable, "-m", "dvc", "repro"], tiny_project)
     assert "didn't change, skipping" in result.stdout
+
+
+def test_tune_study_and_best_params(tiny_project: Path):
+    tune = json.loads((tiny_project / "metrics" / "tune.json").read_text())
+    assert tune["trials_complete"] + tune["trials_pruned"] == 3
+    best = json.loads((tiny_project / "outputs" / "tune" / "best_params.json").read_text())
+    space = yaml.safe_load((tiny_project / "params.yaml").read_text())["tune"]["space"]
+    assert set(best["overrides"]) == set(space)
+    summary = json.loads((tiny_project / "outputs" / "train" / "blade" / "summary.json").read_text())
+    assert summary["tuned_trial"] == best["trial"]
+
+
+def test_mlflow_store_holds_study_trials_and_the_champion(tiny_project: Path):
+    import mlflow
+
+    uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, uri)
+    experiment = client.get_experiment_by_name("blade")
+    assert experiment.artifact_location == (tiny_project / "mlruns" / "artifacts").as_uri()
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    names = {run.info.run_name for run in runs}
+    parent = next(run for run in runs if run.info.run_name.startswith("tune-tiny"))
+    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+              and run.info.run_name.startswith("trial-")]
+    assert len(trials) == 3
+    assert {"train-blade", "train-sage"} <= names
+    blade = next(run for run in runs if run.info.run_name == "train-blade")
+    assert "test_hit_rate_at_10" in blade.data.metrics and "test_low_hit_rate_at_10" in blade.data.metrics
+    history = client.get_metric_history(blade.info.run_id, "val_mrr_at_10")
+    assert [point.step for point in history] == [0, 1]
+    champion = client.get_model_version_by_alias("blade-tiny", "champion")
+    assert champion.tags["dataset"] == "tiny" and champion.tags["variant"] == "blade"
+    assert champion.run_id == blade.info.run_id
+    register = json.loads((tiny_project / "metrics" / "register.json").read_text())
+    assert register["champion"] is True and register["version"] == int(champion.version)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_mlflow_server_answers_rest_queries_on_the_store(tiny_project: Path):
+    import time
+    import urllib.request
+
+    port = _free_port()
+    store = tiny_project / "mlruns"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+         f"sqlite:///{store / 'mlflow.db'}", "--default-artifact-root", (store / "artifacts").as_uri(),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tiny_project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log = server.stderr.read() if server.poll() is not None else ""
+                    pytest.fail(f"mlflow server did not start: {log}")
+                time.sleep(0.5)
+
+        def call(path: str, body: dict | None = None) -> dict:
+            request = urllib.request.Request(
+                f"{base}{path}", data=None if body is None else json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST")
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        experiment = call("/api/2.0/mlflow/experiments/get-by-name?experiment_name=blade")["experiment"]
+        runs = call("/api/2.0/mlflow/runs/search",
+                    {"experiment_ids": [experiment["experiment_id"]], "max_results": 100})["runs"]
+        names = {run["info"]["run_name"] for run in runs}
+        assert {"train-blade", "train-sage"} <= names
+        assert sum(name.startswith("trial-") for name in names) == 3
+        alias = call("/api/2.0/mlflow/registered-models/alias?name=blade-tiny&alias=champion")
+        assert alias["model_version"]["name"] == "blade-tiny"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

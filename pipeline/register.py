@@ -1,0 +1,166 @@
+"""Stage ``register``: evaluation results into MLflow, and the trained model into the registry.
+
+    blade register                        # what `dvc repro register` runs
+
+For every trained variant, its ``train-<variant>`` run (created by the train stage) receives the
+evaluation metrics (overall, direction AUC, every degree bucket), the degree plots and the
+environment. The ``registry.variant`` model (BLADE by default) is then logged as a pyfunc
+(:mod:`pipeline.recommender`, with signature and input example) and registered as a new version
+of ``registry.model_name``, tagged with its dataset, data version (the DVC hash of ``data/``),
+git commit and validation MRR@10.
+
+The alias ``champion`` moves to the new version only if its validation MRR@10 beats the current
+champion's on the same dataset; otherwise the version is registered without the alias and the
+reason is logged (and kept as the version's ``champion_decision`` tag).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from pipeline import tracking
+from pipeline.artifacts import load_split_graph
+from pipeline.config import ConfigError, section
+from pipeline.evaluate import METRICS_PATH as EVALUATE_METRICS
+from pipeline.recommender import DEFAULT_K, BladeRecommender, save_embedding_artifact
+from pipeline.storage import write_json
+from pipeline.train import OUTPUT_DIR as TRAIN_DIR
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+VALIDATION_METRIC = "val_mrr@10"
+SCORE_TAG = "val_mrr_at_10"  # MLflow keys may not hold "@"
+METRICS_PATH = Path("metrics/register.json")
+PLOTS = (Path("plots/in_degree_distribution.png"), Path("plots/hit_rate_by_degree.png"))
+
+
+@dataclass(frozen=True)
+class ChampionDecision:
+    promote: bool
+    reason: str
+
+
+def decide_champion(new_score: float, new_dataset: str, champion_score: float | None,
+                    champion_dataset: str | None) -> ChampionDecision:
+    """Whether a new version takes the ``champion`` alias: only by beating the champion's
+    validation MRR@10 on the same dataset (a tie keeps the incumbent)."""
+    if champion_score is None:
+        return ChampionDecision(True, f"no champion yet: new version takes the alias "
+                                      f"({VALIDATION_METRIC} {new_score:.4f})")
+    if champion_dataset != new_dataset:
+        return ChampionDecision(False, f"champion was validated on {champion_dataset!r}, this version on "
+                                       f"{new_dataset!r}: scores are not comparable, alias kept")
+    if new_score > champion_score:
+        return ChampionDecision(True, f"{VALIDATION_METRIC} {new_score:.4f} beats the champion's "
+                                      f"{champion_score:.4f}")
+    return ChampionDecision(False, f"{VALIDATION_METRIC} {new_score:.4f} does not beat the champion's "
+                                   f"{champion_score:.4f}: registered without the alias")
+
+
+def current_champion(client, name: str):
+    """The model version holding the ``champion`` alias, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def register_version(client, name: str, model_uri: str, score: float,
+                     tags: dict[str, str]) -> tuple[Any, ChampionDecision]:
+    """Register ``model_uri`` as a new version of ``name`` and settle the champion alias."""
+    import mlflow
+
+    champion = current_champion(client, name)
+    champion_score = None if champion is None else float(champion.tags.get(SCORE_TAG, "nan"))
+    champion_dataset = None if champion is None else champion.tags.get("dataset")
+    version = mlflow.register_model(model_uri, name, tags={**tags, SCORE_TAG: repr(score)})
+    decision = decide_champion(score, tags["dataset"], champion_score, champion_dataset)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version.version)
+    client.set_model_version_tag(name, version.version, "champion_decision", decision.reason)
+    log.info("register: %s version %s: %s", name, version.version, decision.reason)
+    return version, decision
+
+
+def log_evaluation(client, run_id: str, method: dict[str, Any]) -> None:
+    """Overall metrics as ``test_*``, buckets as ``test_<q1..q4|low>_*``, plus direction AUC."""
+    metrics = {f"test_{key}": value for key, value in method["overall"].items()}
+    if method.get("direction_auc") is not None:
+        metrics["test_direction_auc"] = method["direction_auc"]
+    for bucket, values in method.get("buckets", {}).items():
+        label = bucket.split(":")[0].strip().replace(" ", "_")
+        metrics.update({f"test_{label}_{key}": value for key, value in values.items()})
+    tracking.log_metrics(client, run_id, {key: value for key, value in metrics.items() if value is not None})
+
+
+def main(params: dict[str, Any]) -> dict[str, Any]:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    base, registry = section(params, "base"), section(params, "registry")
+    name, variant = str(registry["model_name"]), str(registry.get("variant", "blade"))
+    summary_path = TRAIN_DIR / variant / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path} not found: train the {variant!r} variant first "
+                                f"(train.variants) or set registry.variant")
+    evaluation = json.loads(EVALUATE_METRICS.read_text())
+    client = tracking.client()
+    environment = tracking.environment()
+
+    for summary_file in sorted(TRAIN_DIR.glob("*/summary.json")):
+        summary = json.loads(summary_file.read_text())
+        run_id, method = summary.get("mlflow_run_id"), evaluation["methods"].get(summary["variant"])
+        if not run_id or method is None:
+            continue
+        log_evaluation(client, run_id, method)
+        client.log_dict(run_id, environment, "environment.json")
+        for plot in PLOTS:
+            if plot.is_file():
+                client.log_artifact(run_id, str(plot), "plots")
+        client.set_tag(run_id, "evaluated_edges", str(evaluation["evaluated_edges"]))
+
+    summary = json.loads(summary_path.read_text())
+    run_id = summary.get("mlflow_run_id")
+    if not run_id:
+        raise ConfigError(f"{summary_path} has no mlflow_run_id: re-run `blade train`")
+    saved = torch.load(TRAIN_DIR / variant / "embeddings.pt", map_location="cpu", weights_only=True)
+    graph = load_split_graph()
+    example = pd.DataFrame({"query_id": [str(i) for i in graph.product_ids[:2]]})
+    with tempfile.TemporaryDirectory() as scratch:
+        artifact = Path(scratch) / "embeddings.npz"
+        save_embedding_artifact(artifact, saved["source"], saved["target"], saved["scale"], graph.product_ids)
+        loaded = BladeRecommender()  # only to compute the example's output for the signature
+        loaded.load_context(type("Context", (), {"artifacts": {"embeddings": str(artifact)}})())
+        signature = infer_signature(example, loaded.predict(None, example), params={"k": DEFAULT_K})
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=BladeRecommender(), artifacts={"embeddings": str(artifact)},
+                signature=signature, input_example=example, pip_requirements=_requirements())
+    tags = {"dataset": str(base["dataset"]), "data_version": tracking.data_version(),
+            "git_commit": tracking.git_commit(), "variant": variant, "mlflow_run_id": run_id}
+    score = float(summary["best_val_mrr@10"])
+    version, decision = register_version(client, name, info.model_uri, score, tags)
+    client.set_tag(run_id, "champion_decision", decision.reason)
+    metrics = {"model_name": name, "version": int(version.version), "champion": decision.promote,
+               "reason": decision.reason, VALIDATION_METRIC: score,
+               "model_uri": f"models:/{name}/{version.version}"}
+    write_json(METRICS_PATH, metrics)
+    return metrics
+
+
+def _requirements() -> list[str]:
+    import importlib.metadata
+
+    return [f"{package}=={importlib.metadata.version(package)}"
+            for package in ("mlflow", "torch", "numpy", "pandas")]

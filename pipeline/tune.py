@@ -1,0 +1,241 @@
+"""Stage ``tune``: an Optuna study over the power-law and sampling parameters, learning rate and width.
+
+    blade tune                                     # what `dvc repro tune` runs
+    blade tune --set tune.n_trials=20 --set tune.timeout_seconds=3600
+    blade tune --set tune.storage=postgresql://user@host/optuna    # several workers, one study
+
+Each trial trains the ``blade`` variant for at most ``tune.max_epochs`` epochs with the trial's
+values (``tune.space``) and the ``train`` parameters otherwise; the objective is the validation
+MRR@10 after every epoch (the best epoch counts). After each epoch the trial reports it to the
+pruner, which stops trials below the median of earlier trials at the same epoch.
+
+Resuming: the study lives in ``tune.storage`` (SQLite under ``outputs/tune`` by default, kept
+between runs by DVC's ``persist``). A re-run loads it and runs only the trials still missing
+from ``tune.n_trials`` (complete and pruned trials count; a trial that was running when the
+process died does not). The study's name carries a digest of everything that shapes a trial
+(search space, fixed parameters, seed, data), so a changed configuration starts a new study
+instead of mixing results.
+
+MLflow: one parent run per study (re-used on resume) and one nested run per trial with its
+values, per-epoch metrics, its state and the environment. Outputs: ``outputs/tune/best_params.json``
+(the overrides the ``train`` stage applies) and ``metrics/tune.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+
+from pipeline import tracking
+from pipeline.artifacts import SplitGraph, load_split_graph
+from pipeline.config import ConfigError, section, with_values
+from pipeline.storage import write_json
+from pipeline.train import MONITOR, TUNED_PARAMS_PATH, TrainingDivergedError, fit_variant
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DIR = TUNED_PARAMS_PATH.parent
+BEST_PARAMS_PATH = TUNED_PARAMS_PATH
+METRICS_PATH = Path("metrics/tune.json")
+TUNED_VARIANT = "blade"
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+BUDGET = ("n_trials", "timeout_seconds")
+
+
+class OptunaPruning(pl.Callback):
+    """Reports the monitored validation metric to the trial after every epoch; raises
+    :class:`optuna.TrialPruned` when the pruner says so (what optuna-integration's
+    ``PyTorchLightningPruningCallback`` does, without its import of the ``lightning`` package)."""
+
+    def __init__(self, trial: optuna.Trial, monitor: str = MONITOR) -> None:
+        self.trial = trial
+        self.monitor = monitor
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        epoch = trainer.current_epoch
+        self.trial.report(value, step=epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch + 1}: "
+                                     f"{self.monitor} {value:.4f} below the pruner's threshold")
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The trial's values as ``{"section.key": value}`` overrides.
+
+    ``space`` maps ``section.key`` to ``{low, high[, log]}`` (float), ``{low, high, int: true}``
+    or ``{choices: [...]}``. ``neighbourhood.n_max`` is drawn at least ``neighbourhood.n_min``.
+    """
+    values: dict[str, Any] = {}
+    for key, spec in space.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"params.yaml: tune.space.{key} must be a mapping, got {spec!r}")
+        if "choices" in spec:
+            values[key] = trial.suggest_categorical(key, list(spec["choices"]))
+            continue
+        if "low" not in spec or "high" not in spec:
+            raise ConfigError(f"params.yaml: tune.space.{key} needs low and high (or choices)")
+        low, high = spec["low"], spec["high"]
+        if key == "neighbourhood.n_max" and "neighbourhood.n_min" in values:
+            low = max(low, values["neighbourhood.n_min"])
+        if spec.get("int", False):
+            values[key] = trial.suggest_int(key, int(low), int(high), log=bool(spec.get("log", False)))
+        else:
+            values[key] = trial.suggest_float(key, float(low), float(high), log=bool(spec.get("log", False)))
+    return values
+
+
+def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int) -> dict[str, Any]:
+    """A copy of ``params`` with the trial's values and the per-trial epoch budget."""
+    trial = with_values(params, values)
+    trial["train"]["max_epochs"] = max_epochs
+    return trial
+
+
+def study_name(params: dict[str, Any], tune: dict[str, Any]) -> str:
+    fixed = {name: params.get(name) for name in ("base", "ingest", "neighbourhood", "train")}
+    digest = tracking.config_digest([fixed, tune.get("space"), tune.get("max_epochs"),
+                                     tracking.data_version()])
+    return f"{tune.get('study_name', 'blade')}-{digest}"
+
+
+def storage_url(tune: dict[str, Any]) -> str:
+    """``tune.storage`` with a relative SQLite path made absolute (parents created)."""
+    url = str(tune.get("storage", f"sqlite:///{OUTPUT_DIR / 'optuna.db'}"))
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        path = Path(url[len(prefix):]).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return url
+
+
+def parent_run(client, experiment_id: str, name: str, storage: str, params: dict[str, Any]) -> str:
+    """The study's MLflow run: found by its tags on resume, created (with its params) otherwise.
+
+    The trial budget (``n_trials``, ``timeout_seconds``) may grow between resumes, so it is kept
+    as tags, which may change, not as params, which may not.
+    """
+    query = f"tags.`optuna.study_name` = '{name}' and tags.`optuna.storage` = '{storage}'"
+    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+    else:
+        run_id = client.create_run(experiment_id, run_name=f"tune-{name}", tags={
+            "optuna.study_name": name, "optuna.storage": storage, "stage": "tune"}).info.run_id
+        fixed = {key: value for key, value in params["tune"].items() if key not in BUDGET}
+        tracking.log_params(client, run_id, {"tune": fixed, "base": params["base"],
+                                             "neighbourhood": params["neighbourhood"],
+                                             "train": params["train"]})
+        client.log_dict(run_id, tracking.environment(), "environment.json")
+    for key in BUDGET:
+        client.set_tag(run_id, f"tune.{key}", str(params["tune"].get(key)))
+    return run_id
+
+
+def objective_for(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], client,
+                  experiment_id: str, parent_id: str):
+    space = section(tune, "space")
+    seed = int(params["base"]["seed"])
+    max_epochs = int(tune.get("max_epochs", 2))
+
+    def objective(trial: optuna.Trial) -> float:
+        values = suggest(trial, space)
+        run = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags={
+            "mlflow.parentRunId": parent_id, "optuna.trial": str(trial.number), "stage": "tune"})
+        run_id = run.info.run_id
+        trial.set_user_attr("mlflow_run_id", run_id)
+        tracking.log_params(client, run_id, {key: value for key, value in values.items()})
+        log.info("tune: trial %d: %s", trial.number,
+                 ", ".join(f"{key.split('.')[-1]}={value:.4g}" if isinstance(value, float)
+                           else f"{key.split('.')[-1]}={value}" for key, value in values.items()))
+        chosen = trial_params(params, values, max_epochs)
+        state = "FAILED"
+        try:
+            result = fit_variant(
+                TUNED_VARIANT, graph, chosen["neighbourhood"], chosen["train"], seed, None,
+                callbacks=[OptunaPruning(trial), tracking.EpochMetricsLogger(client, run_id)],
+                progress=False)
+            state = "COMPLETE"
+            tracking.log_metrics(client, run_id, {"best_val_mrr@10": result.best_score,
+                                                  "seconds_per_epoch": result.seconds_per_epoch})
+            return result.best_score
+        except optuna.TrialPruned:
+            state = "PRUNED"
+            raise
+        except TrainingDivergedError as error:  # a bad corner of the space, not a broken study
+            state = "DIVERGED"
+            log.warning("tune: trial %d diverged: %s", trial.number, error)
+            raise optuna.TrialPruned(str(error)) from error
+        finally:
+            client.set_tag(run_id, "optuna.state", state)
+            client.set_terminated(run_id, "FAILED" if state == "FAILED" else "FINISHED")
+
+    return objective
+
+
+def main(params: dict[str, Any]) -> dict[str, Any]:
+    tune = section(params, "tune")
+    section(params, "train")
+    seed = int(section(params, "base")["seed"])
+    name = study_name(params, tune)
+    storage = storage_url(tune)
+    n_trials = int(tune.get("n_trials", 6))
+    timeout = tune.get("timeout_seconds")
+    graph = load_split_graph()
+    if graph.val.shape[1] == 0:
+        raise ConfigError("tune needs validation edges: set ingest.split.val > 0")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=name, storage=storage, load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(tune.get("startup_trials", 3))),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(tune.get("pruner_startup_trials", 2)),
+                                           n_warmup_steps=0),
+    )
+    done = sum(trial.state in FINISHED for trial in study.trials)
+    remaining = max(n_trials - done, 0)
+    client = tracking.client()
+    experiment_id = tracking.experiment_id(client, str(params.get("mlflow", {}).get("experiment", "blade")))
+    parent_id = parent_run(client, experiment_id, name, storage, params)
+    log.info("tune: study %s in %s: %d of %d trials finished, running %d (timeout %s s)",
+             name, storage, done, n_trials, remaining, timeout)
+    started = time.perf_counter()
+    if remaining:
+        study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id),
+                       n_trials=remaining, timeout=float(timeout) if timeout else None,
+                       catch=(ValueError,), gc_after_trial=True)  # infeasible values: trial FAIL
+    seconds = time.perf_counter() - started
+
+    states = [trial.state for trial in study.trials]
+    counts = {state.name.lower(): states.count(state) for state in optuna.trial.TrialState}
+    completed = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
+    if not completed:
+        client.set_terminated(parent_id, "FAILED")
+        raise ConfigError(f"tune: no trial of study {name} completed ({counts}); "
+                          "raise tune.timeout_seconds or tune.n_trials")
+    best = study.best_trial
+    best_params = {
+        "study": name, "storage": storage, "trial": best.number, "value": best.value,
+        "mlflow_parent_run_id": parent_id, "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
+        "overrides": best.params,
+    }
+    write_json(BEST_PARAMS_PATH, best_params)
+    metrics = {"best_val_mrr@10": round(best.value, 5), "best_trial": best.number,
+               "trials_complete": counts["complete"], "trials_pruned": counts["pruned"],
+               "trials_failed": counts["fail"], "seconds": round(seconds, 1)}
+    write_json(METRICS_PATH, metrics)
+    tracking.log_metrics(client, parent_id, {key: value for key, value in metrics.items()})
+    client.log_dict(parent_id, best_params, "best_params.json")
+    client.set_terminated(parent_id, "FINISHED")
+    log.info("tune: best trial %d, val MRR@10 %.4f: %s (complete %d, pruned %d, %.0f s)", best.number,
+             best.value, best.params, counts["complete"], counts["pruned"], seconds)
+    return metrics

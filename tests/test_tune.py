@@ -1,0 +1,109 @@
+"""Tuning: real Optuna studies in SQLite on a tiny graph, pruning, resume, MLflow nesting."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+import yaml
+
+from pipeline import ingest as ingest_stage
+from pipeline import tracking
+from pipeline import tune as tune_stage
+from pipeline.train import fit_variant
+from tests.conftest import PROJECT_ROOT
+from tests.test_end_to_end import TINY_EDGES
+from tests.test_train import CONFIG, NEIGHBOURHOOD
+from tests.test_train import graph as graph  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def project(in_project_tmp, monkeypatch) -> dict:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (in_project_tmp / "data").mkdir()
+    (in_project_tmp / "data" / "tiny.txt").write_text("".join(f"{u}\t{v}\n" for u, v in TINY_EDGES))
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["base"]["dataset"] = "tiny"
+    params["ingest"].update({"edges": "data/tiny.txt", "split": {"train": 0.6, "val": 0.2, "test": 0.2},
+                             "verify_checksums": False})
+    params["neighbourhood"].update({"n_min": 1, "n_max": 3})
+    params["train"].update({"dim": 8, "batch_size": 8, "accelerator": "cpu", "devices": 1})
+    params["tune"].update({"n_trials": 2, "max_epochs": 2, "timeout_seconds": None, "study_name": "tiny",
+                           "space": {"neighbourhood.n_max": {"low": 2, "high": 6, "int": True},
+                                     "train.learning_rate": {"low": 0.001, "high": 0.05, "log": True}}})
+    ingest_stage.main(params)
+    return params
+
+
+def test_pruning_stops_a_trial_after_the_epoch_it_reports(graph):  # noqa: F811
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
+        fit_variant("blade", graph, NEIGHBOURHOOD, dict(CONFIG, max_epochs=5), 0, None,
+                    callbacks=[tune_stage.OptunaPruning(trial)], progress=False)
+    # MRR@10 can never reach 2.0: the first report prunes, so exactly one epoch was reported
+    assert list(study.trials[0].intermediate_values) == [0]
+
+
+def test_suggest_keeps_n_max_at_least_n_min():
+    space = {"neighbourhood.n_min": {"low": 4, "high": 4, "int": True},
+             "neighbourhood.n_max": {"low": 1, "high": 5, "int": True}}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        values = tune_stage.suggest(study.ask(), space)
+        assert 4 <= values["neighbourhood.n_max"] <= 5
+
+
+def test_interrupted_study_resumes_without_repeating_finished_trials(project, monkeypatch):
+    tune_stage.main(project)
+    first = optuna.load_study(study_name=tune_stage.study_name(project, project["tune"]),
+                              storage=tune_stage.storage_url(project["tune"]))
+    finished = {trial.number: trial.params for trial in first.trials}
+    assert len(finished) == 2
+
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    project["tune"]["n_trials"] = 4
+    monkeypatch.setattr(tune_stage, "fit_variant", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune_stage.main(project)
+    assert len(calls) == 1
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return fit_variant(*args, **kwargs)
+
+    monkeypatch.setattr(tune_stage, "fit_variant", counted)
+    metrics = tune_stage.main(project)
+    assert len(calls) == 1 + 2  # the interrupted trial, then only the two missing ones
+    study = optuna.load_study(study_name=tune_stage.study_name(project, project["tune"]),
+                              storage=tune_stage.storage_url(project["tune"]))
+    states = [trial.state for trial in study.trials]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1
+    assert metrics["trials_complete"] + metrics["trials_pruned"] == 4
+    for number, params in finished.items():  # finished trials untouched, not re-run
+        assert study.trials[number].params == params
+        assert study.trials[number].state in tune_stage.FINISHED
+
+    client = tracking.client()
+    experiment = client.get_experiment_by_name(project["mlflow"]["experiment"])
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [run for run in runs if run.info.run_name.startswith("tune-")]
+    assert len(parents) == 1  # the resumed study logs into the same parent run
+    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    states = sorted(run.data.tags["optuna.state"] for run in trials)
+    assert len(trials) == 5 and states.count("FAILED") == 1  # the interrupted trial says so
+    assert set(states) - {"FAILED"} <= {"COMPLETE", "PRUNED"}
+    best = json.loads(tune_stage.BEST_PARAMS_PATH.read_text())
+    assert best["value"] == pytest.approx(study.best_value)
+
+
+def test_changed_search_space_starts_a_new_study(project):
+    name = tune_stage.study_name(project, project["tune"])
+    project["tune"]["space"]["train.learning_rate"]["high"] = 0.1
+    assert tune_stage.study_name(project, project["tune"]) != name
