@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install install-dev run test lint bench clean
+.PHONY: install install-dev run test ui lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ run: install
 ## test: install with the dev extra and run the whole test suite
 test: install-dev
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+## ui: the MLflow UI on this project's store, on http://127.0.0.1:5000 (PORT=... to change)
+PORT ?= 5000
+ui: install
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
+		--default-artifact-root "file://$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(PORT)
 
 lint: install-dev
 	$(BIN)/ruff check pipeline models tests bench

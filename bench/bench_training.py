@@ -4,7 +4,8 @@
 
 Runs real Lightning epochs (no validation) of the configured `blade` variant and prints, measured
 in this one run: seconds per epoch, training edges per second, and the share of the epoch spent
-in the neighbourhood sampler (drawn once per epoch) and in per-batch leakage masking.
+in the neighbourhood sampler (drawn once per epoch) and in building each batch's computation
+graph (leakage masks, node sets, sub-matrices).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
+from models.batching import computation_graph
+from models.loss import sample_negatives
 from models.variants import get_variant
 from pipeline.artifacts import load_split_graph
 from pipeline.config import apply_overrides, load_params
@@ -60,11 +63,22 @@ def main() -> None:
     started = time.perf_counter()
     out_agg, in_agg = module._aggregations(hoods)
     aggregation_seconds = time.perf_counter() - started
-    excluded = torch.zeros(edges, dtype=torch.bool)
-    excluded[: int(config["batch_size"])] = True
+    batch = int(config["batch_size"])
+    generator = torch.Generator().manual_seed(0)
     started = time.perf_counter()
-    out_agg.matrix(excluded), in_agg.matrix(excluded)
-    mask_seconds = time.perf_counter() - started
+    repeats = 5
+    for _ in range(repeats):  # what every step does before the encoder runs
+        edge_ids = torch.randperm(edges, generator=generator)[:batch]
+        excluded = torch.zeros(edges, dtype=torch.bool)
+        excluded[edge_ids] = True
+        positives = graph.train[:, edge_ids]
+        negatives = sample_negatives(batch, int(config["num_negatives"]), graph.num_nodes, generator,
+                                     int(config.get("negative_pool", 0)))
+        computation = computation_graph(out_agg, in_agg, positives.reshape(-1),
+                                        torch.cat([positives.reshape(-1), negatives.reshape(-1)]),
+                                        int(config["num_layers"]), excluded)
+    batch_graph_seconds = (time.perf_counter() - started) / repeats
+    layer_nodes = [len(nodes) for nodes in computation.source_nodes + computation.target_nodes]
 
     clock = SamplerClock()
     result = fit_variant(args.variant, graph, params["neighbourhood"], config, 0, None,
@@ -78,10 +92,13 @@ def main() -> None:
     print(f"sampler (one draw, both directions): {sample_seconds:.2f} s = "
           f"{sample_seconds / epoch:.1%} of the epoch")
     print(f"epoch aggregation build: {aggregation_seconds:.2f} s = {aggregation_seconds / epoch:.1%}")
-    print(f"per-batch leakage mask: {mask_seconds * 1000:.0f} ms x {steps} = "
-          f"{mask_seconds * steps / epoch:.1%}")
-    step = (epoch - clock.sampling / args.epochs) / steps
-    print(f"encode + loss + backward + Adam: {step:.2f} s/step = {step * steps / epoch:.1%}")
+    print(f"per-batch computation graph (leakage masks, node sets, sub-matrices): "
+          f"{batch_graph_seconds * 1000:.0f} ms x {steps} = {batch_graph_seconds * steps / epoch:.1%}; "
+          f"nodes per layer (source 0..L, target 0..L): {layer_nodes} of {graph.num_nodes:,}")
+    sampler_share = (sample_seconds + aggregation_seconds + batch_graph_seconds * steps) / epoch
+    print(f"sampling, all parts: {sampler_share:.1%} of the epoch")
+    step = (epoch - clock.sampling / args.epochs) / steps - batch_graph_seconds
+    print(f"encode + loss + backward + LazyAdam: {step:.3f} s/step = {step * steps / epoch:.1%}")
 
 
 if __name__ == "__main__":

@@ -289,6 +289,9 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
             except TrainingDivergedError as error:
                 client.set_terminated(run_id, "FAILED")
                 raise ConfigError(f"train {name}: {error}") from error
+            except BaseException:  # interrupted: the run says so; the checkpoint resumes it
+                client.set_terminated(run_id, "KILLED")
+                raise
             out = tmp / name
             out.mkdir()
             save_embeddings(out / "embeddings.pt", result.module, name)
