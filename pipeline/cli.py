@@ -28,8 +28,10 @@ STAGES = {
     "tune": ("pipeline.tune", "Optuna study of the power-law and sampling parameters (MLflow-tracked)"),
     "train": ("pipeline.train", "Lightning training of BLADE and the trained baselines"),
     "evaluate": ("pipeline.evaluate", "filtered ranking metrics for every model and baseline"),
+    "export": ("pipeline.export", "the trained scorer as ONNX, checked against PyTorch"),
     "register": ("pipeline.register",
                  "log evaluation to MLflow, register the model, move `champion` if it is better"),
+    "score": ("pipeline.score", "batch recommendations from a registered model into Parquet"),
     "compare": ("pipeline.compare",
                 "BLADE vs its ablations, DAEMON and the baselines on one graph, over seeds"),
 }

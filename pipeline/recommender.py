@@ -1,4 +1,4 @@
-"""The registered model: an MLflow pyfunc that turns query product ids into top-k recommendations.
+"""The registered model: an MLflow pyfunc around the exported ONNX scorer.
 
     import mlflow
     model = mlflow.pyfunc.load_model("models:/blade-amazon0302@champion")
@@ -6,78 +6,151 @@
 
 Input: a DataFrame with a string column ``query_id`` (the raw ids of the edge list). Output: one
 row per recommendation, ``query_id, rank, product_id, score`` (rank 1 = best, score =
-``scale * s_q . t_v``), the query itself excluded. Ids the model does not know produce no rows
-(``blade score`` counts and reports them).
+``scale * s_q . t_v``). The query itself is never recommended; with ``params={"exclude_linked":
+True}`` neither is any product the query already links to in the ingested graph. Ids the model
+does not know produce no rows (``blade score`` counts them and writes them to a side file).
 
-The model holds precomputed embeddings (``embeddings.npz``: source, target, scale, product ids);
-the GNN is not needed to serve.
+Artifacts (written by the ``export`` stage): ``scorer.onnx`` (:mod:`models.onnx_scorer`, the
+embeddings inside), ``catalogue.npz`` (product ids in node order, and the CSR of known links).
+ONNX Runtime runs it with the CUDA provider when one is usable and the CPU provider otherwise;
+:func:`onnx_session` checks which providers the session really got and logs them.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-import torch
+
+from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES
+
+log = logging.getLogger(__name__)
 
 DEFAULT_K = 20
-CHUNK = 256  # queries per matrix product: 256 x 262,111 float32 scores = 268 MB at a time
+DEVICES = ("auto", "cpu", "cuda")
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
-def save_embedding_artifact(path: Path, source: torch.Tensor, target: torch.Tensor, scale: float,
-                            product_ids: np.ndarray) -> None:
-    np.savez(path, source=source.numpy().astype(np.float32), target=target.numpy().astype(np.float32),
-             scale=np.float32(scale), product_ids=np.asarray(product_ids, dtype=str))
+class ProviderError(RuntimeError):
+    """``device="cuda"`` was asked for and ONNX Runtime cannot use CUDA here."""
 
 
-class TopKScorer:
-    """Exact top-k over all targets for source embeddings, in chunks, the query excluded."""
+def onnx_session(path: str | Path, device: str = "auto"):
+    """An ONNX Runtime session on ``device`` (auto: CUDA if usable, else CPU), checked.
 
-    def __init__(self, source: np.ndarray, target: np.ndarray, scale: float) -> None:
-        self.source = torch.from_numpy(np.ascontiguousarray(source))
-        self.target_t = torch.from_numpy(np.ascontiguousarray(target)).T.contiguous()
-        self.scale = float(scale)
+    onnxruntime-gpu logs a CUDA load error when CUDA is requested on a machine without it; the
+    request is made with ONNX Runtime's logger at FATAL for the duration, and the outcome is
+    read back from ``session.get_providers()`` and logged as one line instead.
+    """
+    import onnxruntime as ort
 
-    def top_k(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids [Q, k], scores [Q, k])`` for node indices ``queries``; best first."""
-        k = min(k, self.target_t.shape[1] - 1)
-        ids, scores = [], []
-        with torch.inference_mode():
-            for start in range(0, len(queries), CHUNK):
-                chunk = torch.from_numpy(np.asarray(queries[start:start + CHUNK], dtype=np.int64))
-                block = (self.source[chunk] @ self.target_t).mul_(self.scale)
-                block[torch.arange(len(chunk)), chunk] = -torch.inf
-                top = torch.topk(block, k, dim=1)
-                ids.append(top.indices.numpy())
-                scores.append(top.values.numpy())
-        if not ids:
-            return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
-        return np.concatenate(ids), np.concatenate(scores)
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    wanted = [CPU]
+    if device in ("auto", "cuda") and CUDA in ort.get_available_providers():
+        wanted = [CUDA, CPU]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    ort.set_default_logger_severity(4)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
+    finally:
+        ort.set_default_logger_severity(2)
+    used = session.get_providers()
+    if device == "cuda" and CUDA not in used:
+        raise ProviderError("device 'cuda' requested, but ONNX Runtime cannot use CUDA here "
+                            f"(providers in use: {used}); use --device auto or cpu")
+    if CUDA in wanted and CUDA not in used:
+        log.info("onnxruntime: CUDA provider not usable on this machine (no GPU or CUDA libraries); "
+                 "scoring on CPU")
+    log.info("onnxruntime providers in use: %s", ", ".join(used))
+    return session
+
+
+class Catalogue:
+    """Product ids in node order and the known links (CSR), from ``catalogue.npz``."""
+
+    def __init__(self, path: str | Path) -> None:
+        data = np.load(path, allow_pickle=False)
+        self.product_ids = data["product_ids"].astype(str)
+        self.index = pd.Index(self.product_ids)
+        self.link_indptr = data["link_indptr"]
+        self.link_indices = data["link_indices"]
+
+    @staticmethod
+    def save(path: str | Path, product_ids: np.ndarray, link_indptr: np.ndarray,
+             link_indices: np.ndarray) -> None:
+        np.savez(path, product_ids=np.asarray(product_ids, dtype=str),
+                 link_indptr=np.asarray(link_indptr, dtype=np.int64),
+                 link_indices=np.asarray(link_indices, dtype=np.int64))
+
+    def positions(self, query_ids: np.ndarray) -> np.ndarray:
+        """Node index of each id, -1 for ids not in the catalogue."""
+        return self.index.get_indexer(np.asarray(query_ids, dtype=str))
+
+    def links(self, node: int) -> np.ndarray:
+        return self.link_indices[self.link_indptr[node]:self.link_indptr[node + 1]]
+
+
+class OnnxRecommender:
+    """Top-k for node indices through the ONNX session, optionally without known links."""
+
+    def __init__(self, session, catalogue: Catalogue) -> None:
+        self.session = session
+        self.catalogue = catalogue
+
+    def top_k(self, nodes: np.ndarray, k: int, exclude_linked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [Q, k], scores [Q, k])`` for node indices ``nodes``; best first."""
+        num_nodes = len(self.catalogue.product_ids)
+        nodes = np.asarray(nodes, dtype=np.int64)
+        extra = 0
+        if exclude_linked and len(nodes):
+            degree = np.diff(self.catalogue.link_indptr)[nodes]
+            extra = int(degree.max())
+        ask = min(k + extra, num_nodes - 1)
+        ids, scores = self.session.run([OUTPUT_IDS, OUTPUT_SCORES],
+                                       {INPUT_QUERY: nodes, INPUT_K: np.array([ask], dtype=np.int64)})
+        if not extra:
+            return ids[:, :k], scores[:, :k]
+        keep_ids = np.empty((len(nodes), min(k, ask)), dtype=np.int64)
+        keep_scores = np.empty((len(nodes), min(k, ask)), dtype=np.float32)
+        for row, node in enumerate(nodes):
+            allowed = ~np.isin(ids[row], self.catalogue.links(node))
+            keep_ids[row] = ids[row][allowed][: keep_ids.shape[1]]
+            keep_scores[row] = scores[row][allowed][: keep_ids.shape[1]]
+        return keep_ids, keep_scores
+
+    def recommendations(self, query_ids: np.ndarray, nodes: np.ndarray, k: int,
+                        exclude_linked: bool = False) -> pd.DataFrame:
+        """Rows ``query_id, rank, product_id, score`` for known queries (``nodes >= 0``)."""
+        ids, scores = self.top_k(nodes, k, exclude_linked)
+        width = ids.shape[1]
+        return pd.DataFrame({
+            "query_id": np.repeat(np.asarray(query_ids, dtype=str), width),
+            "rank": np.tile(np.arange(1, width + 1, dtype=np.int64), len(nodes)),
+            "product_id": self.catalogue.product_ids[ids.reshape(-1)],
+            "score": scores.reshape(-1).astype(np.float64),
+        })
 
 
 class BladeRecommender(mlflow.pyfunc.PythonModel):
     """pyfunc: ``query_id`` -> ``query_id, rank, product_id, score`` (see the module docstring)."""
 
     def load_context(self, context) -> None:
-        data = np.load(context.artifacts["embeddings"])
-        self.product_ids = data["product_ids"].astype(str)
-        self.index = pd.Index(self.product_ids)
-        self.scorer = TopKScorer(data["source"], data["target"], float(data["scale"]))
+        self.scorer_path = context.artifacts["scorer"]
+        self.recommender = OnnxRecommender(onnx_session(self.scorer_path),
+                                           Catalogue(context.artifacts["catalogue"]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        k = int((params or {}).get("k", DEFAULT_K))
+        params = params or {}
         if "query_id" not in model_input.columns:
             raise ValueError(f"input needs a column 'query_id', got {list(model_input.columns)}")
         query_ids = model_input["query_id"].astype(str).to_numpy()
-        positions = self.index.get_indexer(query_ids)
-        known = positions >= 0
-        ids, scores = self.scorer.top_k(positions[known], k)
-        width = ids.shape[1]
-        return pd.DataFrame({
-            "query_id": np.repeat(query_ids[known], width),
-            "rank": np.tile(np.arange(1, width + 1, dtype=np.int64), int(known.sum())),
-            "product_id": self.product_ids[ids.reshape(-1)],
-            "score": scores.reshape(-1).astype(np.float64),
-        })
+        nodes = self.recommender.catalogue.positions(query_ids)
+        known = nodes >= 0
+        return self.recommender.recommendations(query_ids[known], nodes[known],
+                                                int(params.get("k", DEFAULT_K)),
+                                                bool(params.get("exclude_linked", False)))

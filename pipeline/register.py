@@ -5,9 +5,9 @@
 For every trained variant, its ``train-<variant>`` run (created by the train stage) receives the
 evaluation metrics (overall, direction AUC, every degree bucket), the degree plots and the
 environment. The ``registry.variant`` model (BLADE by default) is then logged as a pyfunc
-(:mod:`pipeline.recommender`, with signature and input example) and registered as a new version
-of ``registry.model_name``, tagged with its dataset, data version (the DVC hash of ``data/``),
-git commit and validation MRR@10.
+around its exported ONNX scorer (:mod:`pipeline.recommender`, with signature and input
+example) and registered as a new version of ``registry.model_name``, tagged with its dataset,
+data version (the DVC hash of ``data/``), git commit and validation MRR@10.
 
 The alias ``champion`` moves to the new version only if its validation MRR@10 beats the current
 champion's on the same dataset; otherwise the version is registered without the alias and the
@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from pipeline import tracking
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section
 from pipeline.evaluate import METRICS_PATH as EVALUATE_METRICS
-from pipeline.recommender import DEFAULT_K, BladeRecommender, save_embedding_artifact
+from pipeline.export import CATALOGUE, SCORER
+from pipeline.export import OUTPUT_DIR as EXPORT_DIR
+from pipeline.recommender import DEFAULT_K, BladeRecommender
 from pipeline.storage import write_json
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
@@ -134,19 +134,20 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     run_id = summary.get("mlflow_run_id")
     if not run_id:
         raise ConfigError(f"{summary_path} has no mlflow_run_id: re-run `blade train`")
-    saved = torch.load(TRAIN_DIR / variant / "embeddings.pt", map_location="cpu", weights_only=True)
+    scorer, catalogue = EXPORT_DIR / SCORER, EXPORT_DIR / CATALOGUE
+    if not scorer.is_file() or not catalogue.is_file():
+        raise FileNotFoundError(f"{scorer} or {catalogue} not found: run `blade export` first")
     graph = load_split_graph()
     example = pd.DataFrame({"query_id": [str(i) for i in graph.product_ids[:2]]})
-    with tempfile.TemporaryDirectory() as scratch:
-        artifact = Path(scratch) / "embeddings.npz"
-        save_embedding_artifact(artifact, saved["source"], saved["target"], saved["scale"], graph.product_ids)
-        loaded = BladeRecommender()  # only to compute the example's output for the signature
-        loaded.load_context(type("Context", (), {"artifacts": {"embeddings": str(artifact)}})())
-        signature = infer_signature(example, loaded.predict(None, example), params={"k": DEFAULT_K})
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=BladeRecommender(), artifacts={"embeddings": str(artifact)},
-                signature=signature, input_example=example, pip_requirements=_requirements())
+    artifacts = {"scorer": str(scorer), "catalogue": str(catalogue)}
+    loaded = BladeRecommender()  # only to compute the example's output for the signature
+    loaded.load_context(type("Context", (), {"artifacts": artifacts})())
+    signature = infer_signature(example, loaded.predict(None, example),
+                                params={"k": DEFAULT_K, "exclude_linked": False})
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=BladeRecommender(), artifacts=artifacts,
+            signature=signature, input_example=example, pip_requirements=_requirements())
     tags = {"dataset": str(base["dataset"]), "data_version": tracking.data_version(),
             "git_commit": tracking.git_commit(), "variant": variant, "mlflow_run_id": run_id}
     score = float(summary["best_val_mrr@10"])
@@ -163,4 +164,15 @@ def _requirements() -> list[str]:
     import importlib.metadata
 
     return [f"{package}=={importlib.metadata.version(package)}"
-            for package in ("mlflow", "torch", "numpy", "pandas")]
+            for package in ("mlflow", "onnxruntime-gpu", "numpy", "pandas")
+            if _installed(package)]
+
+
+def _installed(package: str) -> bool:
+    import importlib.metadata
+
+    try:
+        importlib.metadata.version(package)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False

@@ -21,10 +21,12 @@ TINY_EDGES = [(i, (i + 1) % 6) for i in range(6)] + [(6 + i, 6 + (i + 1) % 6) fo
 TINY_EDGES += [(0, 6), (6, 0), (3, 9), (1, 7), (7, 1), (2, 8), (4, 10), (5, 11), (11, 5), (0, 3)]
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store, whatever an earlier test set
+    env.update(extra_env or {})
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -49,6 +51,7 @@ def tiny_project(tmp_path_factory) -> Path:
                            "study_name": "tiny"})
     params["tune"]["space"]["neighbourhood.d_min"] = {"low": 1, "high": 1, "int": True}
     params["registry"]["model_name"] = "blade-tiny"
+    params["score"].update({"model": "models:/blade-tiny@champion", "k": 5})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (root / "data" / "tiny").mkdir(parents=True)
     lines = ["# tiny test graph"] + [f"{u}\t{v}" for u, v in TINY_EDGES]
@@ -176,3 +179,31 @@ def test_mlflow_server_answers_rest_queries_on_the_store(tiny_project: Path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_score_stage_and_mlflow_models_predict_agree(tiny_project: Path):
+    import pandas as pd
+
+    recs = pd.read_parquet(tiny_project / "outputs" / "score" / "recommendations.parquet")
+    assert len(recs) == 12 * 5 and set(recs["rank"]) == {1, 2, 3, 4, 5}
+    assert (recs.query_id != recs.product_id).all()
+    export = json.loads((tiny_project / "metrics" / "export.json").read_text())
+    assert export["parity"]["max_relative_score_error"] <= 1e-5
+
+    (tiny_project / "q.csv").write_text("query_id\n3\n7\nnot-a-product\n")
+    run(["blade", "score", "--model", "models:/blade-tiny@champion", "--input", "q.csv",
+         "--output", "recs.parquet", "--k", "4"], tiny_project)
+    ours = pd.read_parquet(tiny_project / "recs.parquet")
+    assert ours.groupby("query_id").size().to_dict() == {"3": 4, "7": 4}
+    assert pd.read_csv(tiny_project / "recs.unknown.csv", dtype=str).query_id.tolist() == ["not-a-product"]
+
+    env_uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
+    request = {"dataframe_split": {"columns": ["query_id"], "data": [["3"], ["7"]]}}
+    (tiny_project / "q2.json").write_text(json.dumps(request))
+    run(["mlflow", "models", "predict", "-m", "models:/blade-tiny@champion", "-i", "q2.json", "-t", "json",
+         "-o", "predicted.json", "--env-manager", "local"], tiny_project, {"MLFLOW_TRACKING_URI": env_uri})
+    predicted = pd.DataFrame(json.loads((tiny_project / "predicted.json").read_text())["predictions"])
+    predicted = predicted[predicted["rank"] <= 4]
+    for query in ("3", "7"):
+        assert (predicted[predicted.query_id.astype(str) == query].product_id.astype(str).tolist()
+                == ours[ours.query_id == query].product_id.tolist())

@@ -1,0 +1,106 @@
+"""Stage ``export``: the trained model's scorer as ONNX, checked against PyTorch before it ships.
+
+    blade export                          # what `dvc repro export` runs
+
+Builds :func:`models.onnx_scorer.build_scorer` from ``outputs/train/<registry.variant>/
+embeddings.pt`` (query ids -> top-k product ids and scores, dynamic batch), then checks it:
+
+1. the ONNX checker (full check, in ``build_scorer``);
+2. parity on ``export.check_queries`` seeded random queries run through ONNX Runtime and through
+   :func:`models.scoring.top_k`: the same top-k ids (where two scores tie, either order is
+   accepted) and scores within ``export.rtol`` relative.
+
+Only a model that passes is written: ``outputs/export/scorer.onnx`` and ``catalogue.npz`` (raw
+product ids in node order, known links for "exclude what it already links to"), plus
+``metrics/export.json``. The ``register`` stage logs both to the registered model version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from models.metrics import out_neighbour_csr
+from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES, build_scorer
+from models.scoring import top_k
+from pipeline.artifacts import load_split_graph
+from pipeline.config import section
+from pipeline.recommender import Catalogue, onnx_session
+from pipeline.storage import atomic_directory, write_json
+from pipeline.train import OUTPUT_DIR as TRAIN_DIR
+
+log = logging.getLogger(__name__)
+
+OUTPUT_DIR = Path("outputs/export")
+SCORER, CATALOGUE = "scorer.onnx", "catalogue.npz"
+METRICS_PATH = Path("metrics/export.json")
+
+
+class ParityError(RuntimeError):
+    """ONNX Runtime and PyTorch disagree on the top-k: the export is not written."""
+
+
+def check_parity(session, source: torch.Tensor, target: torch.Tensor, scale: float, queries: np.ndarray,
+                 k: int, rtol: float) -> dict[str, float]:
+    """Compare ONNX Runtime with PyTorch on ``queries``; raise :class:`ParityError` on a mismatch."""
+    onnx_ids, onnx_scores = session.run([OUTPUT_IDS, OUTPUT_SCORES], {
+        INPUT_QUERY: queries.astype(np.int64), INPUT_K: np.array([k], dtype=np.int64)})
+    torch_ids, torch_scores = (t.numpy() for t in top_k(source, target, scale, torch.from_numpy(queries), k))
+    scale_of = np.maximum(np.abs(torch_scores), 1e-12)
+    worst = float(np.max(np.abs(onnx_scores - torch_scores) / scale_of)) if queries.size else 0.0
+    if worst > rtol:
+        raise ParityError(f"ONNX scores differ from PyTorch by {worst:.2e} relative (allowed {rtol:.0e})")
+    differing = onnx_ids != torch_ids
+    # A differing id is acceptable only where PyTorch's own score there ties with ONNX's choice.
+    if differing.any():
+        rows, cols = np.nonzero(differing)
+        s = source.numpy()[queries[rows]]
+        t_onnx = target.numpy()[onnx_ids[rows, cols]]
+        t_torch = target.numpy()[torch_ids[rows, cols]]
+        gap = np.abs(scale * (s * t_onnx).sum(1) - scale * (s * t_torch).sum(1))
+        tolerance = rtol * np.maximum(np.abs(torch_scores[rows, cols]), 1e-12)
+        if (gap > tolerance).any():
+            row = int(rows[np.argmax(gap - tolerance)])
+            raise ParityError(f"ONNX top-{k} differs from PyTorch for query node {int(queries[row])}: "
+                              f"{onnx_ids[row].tolist()} vs {torch_ids[row].tolist()}")
+    return {"queries": int(queries.size), "k": k, "max_relative_score_error": worst,
+            "tied_positions_in_other_order": int(differing.sum())}
+
+
+def main(params: dict[str, Any]) -> dict[str, Any]:
+    base, registry = section(params, "base"), section(params, "registry")
+    config = params.get("export", {})
+    variant = str(registry.get("variant", "blade"))
+    path = TRAIN_DIR / variant / "embeddings.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: train the {variant!r} variant first (train.variants)")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    source, target, scale = saved["source"].float(), saved["target"].float(), float(saved["scale"])
+    graph = load_split_graph()
+    started = time.perf_counter()
+    model = build_scorer(source.numpy(), target.numpy(), scale)
+    k = int(config.get("check_k", 20))
+    generator = np.random.default_rng(int(base["seed"]))
+    count = min(int(config.get("check_queries", 256)), graph.num_nodes)
+    queries = generator.choice(graph.num_nodes, size=count, replace=False)
+    link_indptr, link_indices = out_neighbour_csr(graph.all_edges, graph.num_nodes)
+    with atomic_directory(OUTPUT_DIR) as tmp:
+        onnx.save_model(model, tmp / SCORER)
+        session = onnx_session(tmp / SCORER, "cpu")
+        parity = check_parity(session, source, target, scale, queries, min(k, graph.num_nodes - 1),
+                              float(config.get("rtol", 1e-5)))
+        Catalogue.save(tmp / CATALOGUE, graph.product_ids, link_indptr.numpy(), link_indices.numpy())
+    metrics = {"variant": variant, "nodes": graph.num_nodes, "dim": int(source.shape[1]),
+               "onnx_bytes": (OUTPUT_DIR / SCORER).stat().st_size, "opset": model.opset_import[0].version,
+               "parity": parity, "seconds": round(time.perf_counter() - started, 1)}
+    write_json(METRICS_PATH, metrics)
+    log.info("export: %s scorer for %s nodes (%.0f MB) passed the ONNX checker and PyTorch parity on %d "
+             "queries (max relative score error %.1e)", variant, f"{graph.num_nodes:,}",
+             metrics["onnx_bytes"] / 1e6, parity["queries"], parity["max_relative_score_error"])
+    return metrics

@@ -1,0 +1,163 @@
+"""ONNX scorer vs PyTorch, the pyfunc's pieces, providers, and `blade score` on bad and odd input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import torch
+
+from models.onnx_scorer import build_scorer
+from models.scoring import top_k
+from pipeline.export import ParityError, check_parity
+from pipeline.readers import InputError
+from pipeline.recommender import Catalogue, OnnxRecommender, ProviderError, onnx_session
+from pipeline.score import read_queries, score
+
+# 4 nodes, d = 2. Scores scale * s_q . t_v with scale 2:
+#   s_0 = (1, 0): t = (3,0) (0,1) (1,1) (-1,0) -> 6, 0, 2, -2 ; node 0 itself excluded
+SOURCE = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, 0.0]], dtype=np.float32)
+TARGET = np.array([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]], dtype=np.float32)
+
+
+def _session(tmp_path, source=SOURCE, target=TARGET, scale=2.0):
+    path = tmp_path / "scorer.onnx"
+    onnx.save_model(build_scorer(source, target, scale), path)
+    return onnx_session(path, "cpu")
+
+
+def test_onnx_top_k_by_hand(tmp_path):
+    session = _session(tmp_path)
+    ids, scores = session.run(None, {"query": np.array([0, 1], dtype=np.int64), "k": np.array([2])})
+    # query 0: node 0 excluded; best are node 2 (2 * 1 = 2) then node 1 (0)
+    # query 1: s_1 = (0, 1): scores 0, [excluded], 2, 0 -> node 2 (2), then a tie of 0 (node 0 or 3)
+    assert ids[0].tolist() == [2, 1] and scores[0].tolist() == [2.0, 0.0]
+    assert ids[1, 0] == 2 and ids[1, 1] in (0, 3) and scores[1].tolist() == [2.0, 0.0]
+
+
+@pytest.mark.parametrize("batch", [1, 7, 300])
+def test_onnx_matches_pytorch_on_random_embeddings(tmp_path, batch):
+    rng = np.random.default_rng(batch)
+    source = rng.normal(size=(500, 16)).astype(np.float32)
+    target = rng.normal(size=(500, 16)).astype(np.float32)
+    session = _session(tmp_path, source, target, 3.0)
+    queries = rng.integers(0, 500, size=batch)
+    result = check_parity(session, torch.from_numpy(source), torch.from_numpy(target), 3.0, queries, 20, 1e-5)
+    assert result["queries"] == batch and result["max_relative_score_error"] <= 1e-5
+
+
+def test_parity_check_refuses_a_different_model(tmp_path):
+    session = _session(tmp_path)
+    with pytest.raises(ParityError):
+        check_parity(session, torch.from_numpy(SOURCE), torch.from_numpy(TARGET), 1.0,  # scale differs
+                     np.array([0, 1, 2]), 2, 1e-5)
+
+
+def test_pytorch_reference_excludes_the_query():
+    ids, scores = top_k(torch.from_numpy(SOURCE), torch.from_numpy(TARGET), 2.0, torch.tensor([0]), 3)
+    assert ids.tolist() == [[2, 1, 3]] and scores.tolist() == [[2.0, 0.0, -2.0]]
+
+
+def test_auto_device_falls_back_to_cpu_and_says_so(tmp_path, caplog):
+    onnx.save_model(build_scorer(SOURCE, TARGET, 1.0), tmp_path / "m.onnx")
+    with caplog.at_level(logging.INFO, logger="pipeline.recommender"):
+        session = onnx_session(tmp_path / "m.onnx", "auto")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the fallback cannot be observed")
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert "providers in use: CPUExecutionProvider" in caplog.text
+
+
+def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    onnx.save_model(build_scorer(SOURCE, TARGET, 1.0), tmp_path / "m.onnx")
+    with pytest.raises(ProviderError, match="cannot use CUDA"):
+        onnx_session(tmp_path / "m.onnx", "cuda")
+
+
+@pytest.fixture
+def recommender(tmp_path) -> OnnxRecommender:
+    # known links: 0 -> 2
+    Catalogue.save(tmp_path / "catalogue.npz", np.array(["p0", "p1", "p2", "p3"]),
+                   np.array([0, 1, 1, 1, 1]), np.array([2]))
+    return OnnxRecommender(_session(tmp_path), Catalogue(tmp_path / "catalogue.npz"))
+
+
+def test_exclude_linked_drops_known_links(recommender):
+    ids, _ = recommender.top_k(np.array([0]), 2)
+    assert ids.tolist() == [[2, 1]]
+    ids, scores = recommender.top_k(np.array([0]), 2, exclude_linked=True)
+    assert ids.tolist() == [[1, 3]] and scores.tolist() == [[0.0, -2.0]]
+
+
+def test_score_writes_rows_and_sets_unknown_ids_aside(recommender, tmp_path):
+    output = tmp_path / "recs.parquet"
+    result = score(recommender, np.array(["p0", "nope", "p3", "gone"]), output, k=2, chunk_size=1,
+                   progress=False)
+    assert result["scored"] == 2 and result["unknown"] == 2 and result["rows"] == 4
+    recs = pd.read_parquet(output)
+    assert recs.columns.tolist() == ["query_id", "rank", "product_id", "score"]
+    assert recs[recs.query_id == "p0"].product_id.tolist() == ["p2", "p1"]
+    assert recs[recs.query_id == "p0"]["rank"].tolist() == [1, 2]
+    assert pd.read_csv(tmp_path / "recs.unknown.csv").query_id.tolist() == ["nope", "gone"]
+
+
+def test_empty_input_writes_an_empty_file(recommender, tmp_path):
+    result = score(recommender, np.array([], dtype=str), tmp_path / "empty.parquet", k=2, progress=False)
+    assert result["rows"] == 0 and len(pd.read_parquet(tmp_path / "empty.parquet")) == 0
+
+
+class _FailsOnSecondChunk(OnnxRecommender):
+    def __init__(self, inner: OnnxRecommender) -> None:
+        super().__init__(inner.session, inner.catalogue)
+        self.calls = 0
+
+    def recommendations(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("disk full")
+        return super().recommendations(*args, **kwargs)
+
+
+def test_a_failure_midway_leaves_no_partial_output(recommender, tmp_path):
+    output = tmp_path / "recs.parquet"
+    with pytest.raises(RuntimeError, match="disk full"):
+        score(_FailsOnSecondChunk(recommender), np.array(["p0", "p1", "p2"]), output, k=2, chunk_size=1,
+              progress=False)
+    assert not output.exists()
+    assert list(tmp_path.glob("*.tmp")) == []
+
+
+def test_read_queries_accepts_csv_parquet_and_a_single_unnamed_column(tmp_path):
+    (tmp_path / "q.csv").write_text("query_id,other\n0042,x\n7,y\n")
+    assert read_queries(tmp_path / "q.csv").tolist() == ["0042", "7"]  # ids stay strings
+    pd.DataFrame({"query_id": ["a", "b"]}).to_parquet(tmp_path / "q.parquet")
+    assert read_queries(tmp_path / "q.parquet").tolist() == ["a", "b"]
+    (tmp_path / "ids.csv").write_text("product\n5\n")
+    assert read_queries(tmp_path / "ids.csv").tolist() == ["5"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.csv", "", "cannot read query ids"),
+    ("two.csv", "a,b\n1,2\n", "expected a 'query_id' column"),
+    ("blank.csv", "query_id\n1\n\n", None),
+    ("hole.csv", "query_id,x\n1,a\n,b\n", "line 3: empty query id"),
+    ("bad.parquet", "not parquet", "cannot read query ids"),
+    ("q.json", "[]", "unknown query file type"),
+])
+def test_malformed_query_files_are_named_with_what_was_expected(tmp_path, name, content, message):
+    (tmp_path / name).write_text(content)
+    if message is None:  # a trailing blank line is not a query
+        assert read_queries(tmp_path / name).tolist() == ["1"]
+        return
+    with pytest.raises(InputError, match=message):
+        read_queries(tmp_path / name)
+
+
+def test_missing_query_file(tmp_path):
+    with pytest.raises(InputError, match="not found"):
+        read_queries(tmp_path / "nope.csv")
