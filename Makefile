@@ -28,7 +28,9 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/dvc pull data.dvc
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show metrics/degree_stats.json metrics/tune.json \
+		metrics/register.json metrics/score.json
+	@cat outputs/evaluate/results.txt
 
 ## test: install with the dev extra and run the whole test suite
 test: install-dev

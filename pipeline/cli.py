@@ -71,6 +71,8 @@ class _DropMessages(logging.Filter):
 def quiet_library_noise() -> None:
     """Keep the user's log to what they can act on: drop libraries' adverts and known-harmless notes."""
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    # MLflow's advice to log models from code: our pyfunc is a small class of this package.
+    logging.getLogger("mlflow.pyfunc").addFilter(_DropMessages("serialized using CloudPickle"))
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         _DropMessages("litlogger", "LitLogger"))
     for message in (

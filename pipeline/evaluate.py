@@ -33,7 +33,7 @@ from models.graph import in_out_degrees
 from models.metrics import one_way_mask, out_neighbour_csr
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
-from pipeline.storage import pyplot, save_figure, write_json, write_parquet
+from pipeline.storage import atomic_path, pyplot, save_figure, write_json, write_parquet
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 OUTPUT_DIR = Path("outputs/evaluate")
 METRICS_PATH = Path("metrics/evaluate.json")
 PLOT_PATH = Path("plots/hit_rate_by_degree.png")
+TABLE_PATH = OUTPUT_DIR / "results.txt"  # the printed table, for `make run` to show at the end
 
 
 def evaluation_set(graph: SplitGraph, split: str, max_queries: int, seed: int,
@@ -135,8 +136,11 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
                "filtered": "query and its training out-neighbours excluded", "methods": results}
     write_json(METRICS_PATH, payload)
     table = results_table(results, ks)
-    print(f"\n{base['dataset']}: filtered ranking of {queries:,} {config.get('split', 'test')} "
-          f"edges against all {graph.num_nodes:,} nodes (seed {base['seed']}); "
-          f"'low' = queries with training in-degree <= {evaluation.low_degree_max}")
-    print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    heading = (f"{base['dataset']}: filtered ranking of {queries:,} {config.get('split', 'test')} "
+               f"edges against all {graph.num_nodes:,} nodes (seed {base['seed']}); "
+               f"'low' = queries with training in-degree <= {evaluation.low_degree_max}")
+    text = f"{heading}\n{table.to_string(index=False, float_format=lambda x: f'{x:.4f}')}\n"
+    with atomic_path(TABLE_PATH) as tmp:
+        tmp.write_text(text)
+    print(f"\n{text}", end="")
     return payload

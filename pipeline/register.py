@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,9 +143,14 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     artifacts = {"scorer": str(scorer), "catalogue": str(catalogue)}
     loaded = BladeRecommender()  # only to compute the example's output for the signature
     loaded.load_context(type("Context", (), {"artifacts": artifacts})())
-    signature = infer_signature(example, loaded.predict(None, example),
-                                params={"k": DEFAULT_K, "exclude_linked": False})
-    with mlflow.start_run(run_id=run_id):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        signature = infer_signature(example, loaded.predict(None, example),
+                                    params={"k": DEFAULT_K, "exclude_linked": False})
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # The signature's "rank" column is int64 and never missing; MLflow's hint about integer
+        # columns with missing values does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         info = mlflow.pyfunc.log_model(
             name="model", python_model=BladeRecommender(), artifacts=artifacts,
             signature=signature, input_example=example, pip_requirements=_requirements())

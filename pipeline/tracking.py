@@ -168,16 +168,26 @@ def config_digest(values: Any) -> str:
 
 
 class EpochMetricsLogger(pl.Callback):
-    """Logs every epoch's training and validation metrics to one MLflow run (rank 0 only)."""
+    """Logs every epoch's training and validation metrics to one MLflow run (rank 0 only).
+
+    Validation metrics are logged as soon as validation ends (before a pruner may stop the
+    trial in the same hook), training metrics at the end of the epoch.
+    """
 
     def __init__(self, mlflow_client, run_id: str) -> None:
         self.client = mlflow_client
         self.run_id = run_id
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:
+    def _log(self, trainer: pl.Trainer, validation: bool) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
             return
         metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
-                   if torch.as_tensor(value).numel() == 1}
+                   if key.startswith("val_") == validation and torch.as_tensor(value).numel() == 1}
         if metrics:
             log_metrics(self.client, self.run_id, metrics, step=trainer.current_epoch)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer, validation=True)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log(trainer, validation=False)

@@ -162,7 +162,7 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any
         try:
             result = fit_variant(
                 TUNED_VARIANT, graph, chosen["neighbourhood"], chosen["train"], seed, None,
-                callbacks=[OptunaPruning(trial), tracking.EpochMetricsLogger(client, run_id)],
+                callbacks=[tracking.EpochMetricsLogger(client, run_id), OptunaPruning(trial)],
                 progress=False)
             state = "COMPLETE"
             tracking.log_metrics(client, run_id, {"best_val_mrr@10": result.best_score,
