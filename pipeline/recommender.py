@@ -95,33 +95,32 @@ class Catalogue:
         return self.link_indices[self.link_indptr[node]:self.link_indptr[node + 1]]
 
 
-class OnnxRecommender:
-    """Top-k for node indices through the ONNX session, optionally without known links."""
+class Recommender:
+    """Top-k for node indices, the query excluded, optionally without its known links.
 
-    def __init__(self, session, catalogue: Catalogue) -> None:
-        self.session = session
+    Subclasses supply :meth:`raw_top_k` (best ``ask`` targets, the query already excluded).
+    """
+
+    def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
 
+    def raw_top_k(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
     def top_k(self, nodes: np.ndarray, k: int, exclude_linked: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids [Q, k], scores [Q, k])`` for node indices ``nodes``; best first."""
+        """``(ids [Q, k'], scores [Q, k'])`` for node indices ``nodes``, best first; k' = k unless
+        the catalogue is too small to fill k after the exclusions."""
         num_nodes = len(self.catalogue.product_ids)
         nodes = np.asarray(nodes, dtype=np.int64)
-        extra = 0
-        if exclude_linked and len(nodes):
-            degree = np.diff(self.catalogue.link_indptr)[nodes]
-            extra = int(degree.max())
+        extra = int(np.diff(self.catalogue.link_indptr)[nodes].max()) if exclude_linked and len(nodes) else 0
         ask = min(k + extra, num_nodes - 1)
-        ids, scores = self.session.run([OUTPUT_IDS, OUTPUT_SCORES],
-                                       {INPUT_QUERY: nodes, INPUT_K: np.array([ask], dtype=np.int64)})
+        ids, scores = self.raw_top_k(nodes, ask)
         if not extra:
             return ids[:, :k], scores[:, :k]
-        keep_ids = np.empty((len(nodes), min(k, ask)), dtype=np.int64)
-        keep_scores = np.empty((len(nodes), min(k, ask)), dtype=np.float32)
-        for row, node in enumerate(nodes):
-            allowed = ~np.isin(ids[row], self.catalogue.links(node))
-            keep_ids[row] = ids[row][allowed][: keep_ids.shape[1]]
-            keep_scores[row] = scores[row][allowed][: keep_ids.shape[1]]
-        return keep_ids, keep_scores
+        allowed = np.stack([~np.isin(ids[row], self.catalogue.links(node)) for row, node in enumerate(nodes)])
+        width = min(k, int(allowed.sum(axis=1).min()))
+        order = np.argsort(~allowed, axis=1, kind="stable")[:, :width]  # allowed first, rank kept
+        return np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
 
     def recommendations(self, query_ids: np.ndarray, nodes: np.ndarray, k: int,
                         exclude_linked: bool = False) -> pd.DataFrame:
@@ -134,6 +133,68 @@ class OnnxRecommender:
             "product_id": self.catalogue.product_ids[ids.reshape(-1)],
             "score": scores.reshape(-1).astype(np.float64),
         })
+
+
+class OnnxRecommender(Recommender):
+    """Exact top-k through the exported ONNX scorer."""
+
+    def __init__(self, session, catalogue: Catalogue) -> None:
+        super().__init__(catalogue)
+        self.session = session
+
+    def raw_top_k(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
+        ids, scores = self.session.run([OUTPUT_IDS, OUTPUT_SCORES],
+                                       {INPUT_QUERY: nodes, INPUT_K: np.array([ask], dtype=np.int64)})
+        return ids, scores
+
+
+class FaissRecommender(Recommender):
+    """Approximate top-k from a FAISS inverted-file inner-product index over the targets.
+
+    For catalogues too large to score exactly: ``IndexIVFFlat`` with ``nlist`` cells (default
+    4 sqrt(N)), of which ``nprobe`` are searched per query. The embeddings come out of the ONNX
+    scorer's initialisers, so it serves exactly the registered model. Report its recall@k
+    against exact scoring with :func:`recall_at_k`.
+    """
+
+    def __init__(self, scorer_path: str | Path, catalogue: Catalogue, nlist: int | None = None,
+                 nprobe: int = 16) -> None:
+        import faiss
+        import onnx
+        from onnx import numpy_helper
+
+        super().__init__(catalogue)
+        graph = onnx.load(str(scorer_path)).graph
+        weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+        self.source = np.ascontiguousarray(weights["source"], dtype=np.float32)
+        target = np.ascontiguousarray(weights["target_t"].T, dtype=np.float32)
+        self.scale = float(weights["scale"])
+        nlist = min(int(nlist or max(1, int(4 * np.sqrt(len(target))))), len(target))
+        quantizer = faiss.IndexFlatIP(target.shape[1])
+        self.index = faiss.IndexIVFFlat(quantizer, target.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
+        self.index.train(target)
+        self.index.add(target)
+        self.index.nprobe = min(nprobe, nlist)
+        self._quantizer = quantizer  # the index refers to it: keep it alive
+
+    def raw_top_k(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = self.index.search(self.source[nodes], ask + 1)
+        own = ids == nodes[:, None]
+        # drop the query itself where found, else the last of the ask + 1
+        drop = np.where(own.any(axis=1), own.argmax(axis=1), ask)
+        keep = np.ones_like(own)
+        keep[np.arange(len(nodes)), drop] = False
+        ids = ids[keep].reshape(len(nodes), ask)
+        scores = scores[keep].reshape(len(nodes), ask) * self.scale
+        return ids, scores.astype(np.float32)
+
+
+def recall_at_k(approximate: Recommender, exact: Recommender, nodes: np.ndarray, k: int) -> float:
+    """Share of the exact top-k that the approximate top-k also returns, over ``nodes``."""
+    approx_ids, _ = approximate.top_k(nodes, k)
+    exact_ids, _ = exact.top_k(nodes, k)
+    hits = sum(len(np.intersect1d(a, e)) for a, e in zip(approx_ids, exact_ids))
+    return hits / max(exact_ids.size, 1)
 
 
 class BladeRecommender(mlflow.pyfunc.PythonModel):

@@ -33,7 +33,15 @@ from tqdm.auto import tqdm
 from pipeline import tracking
 from pipeline.config import section
 from pipeline.readers import InputError
-from pipeline.recommender import DEVICES, BladeRecommender, OnnxRecommender, onnx_session
+from pipeline.recommender import (
+    DEVICES,
+    BladeRecommender,
+    FaissRecommender,
+    OnnxRecommender,
+    Recommender,
+    onnx_session,
+    recall_at_k,
+)
 from pipeline.storage import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also drop products the query already links to")
     parser.add_argument("--device", choices=DEVICES, help="auto: CUDA when usable, else CPU")
     parser.add_argument("--chunk-size", type=int, help="queries per ONNX Runtime call")
+    parser.add_argument("--index", choices=("exact", "ivf"), help="exact: ONNX Runtime over every "
+                        "product (default); ivf: approximate FAISS inverted-file index (huge catalogues)")
+    parser.add_argument("--nlist", type=int, help="ivf: cells (default 4 sqrt(N))")
+    parser.add_argument("--nprobe", type=int, help="ivf: cells searched per query (default 16)")
 
 
 def read_queries(path: Path) -> np.ndarray:
@@ -97,10 +109,11 @@ def load_recommender(model_uri: str, device: str) -> OnnxRecommender:
         raise InputError(f"{model_uri} is not a BLADE recommender (got {type(python_model).__name__})")
     if device != "auto":  # the pyfunc opened its session with "auto": re-open on the requested device
         python_model.recommender.session = onnx_session(python_model.scorer_path, device)
+    python_model.recommender.scorer_path = python_model.scorer_path
     return python_model.recommender
 
 
-def score(recommender: OnnxRecommender, query_ids: np.ndarray, output: Path, k: int,
+def score(recommender: Recommender, query_ids: np.ndarray, output: Path, k: int,
           exclude_linked: bool = False, chunk_size: int = 4096, progress: bool = True) -> dict[str, Any]:
     """Write recommendations for ``query_ids`` to ``output`` (atomically); returns counts."""
     nodes = recommender.catalogue.positions(query_ids)
@@ -145,13 +158,24 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     chunk = int(args.chunk_size or config.get("chunk_size", 4096))
     if k < 1:
         raise InputError(f"--k must be >= 1, got {k}")
-    recommender = load_recommender(model_uri, device)
-    query_ids = recommender.catalogue.product_ids if source == ALL else read_queries(Path(source))
+    exact = load_recommender(model_uri, device)
+    query_ids = exact.catalogue.product_ids if source == ALL else read_queries(Path(source))
     if len(query_ids) == 0:
         log.warning("score: %s holds no query ids; writing an empty result", source)
+    index = args.index or str(config.get("index", "exact"))
+    recommender, recall = exact, None
+    if index == "ivf":
+        recommender = FaissRecommender(exact.scorer_path, exact.catalogue, args.nlist or config.get("nlist"),
+                                       int(args.nprobe or config.get("nprobe", 16)))
+        sample = np.random.default_rng(0).choice(len(exact.catalogue.product_ids),
+                                                 min(1000, len(exact.catalogue.product_ids)), replace=False)
+        recall = recall_at_k(recommender, exact, sample, k)
+        log.info("score: FAISS IVF index (nlist %d, nprobe %d): recall@%d %.4f against exact scoring on %d "
+                 "seeded queries", recommender.index.nlist, recommender.index.nprobe, k, recall, len(sample))
     result = score(recommender, query_ids, output, k, exclude_linked, chunk)
-    result["model"] = model_uri
-    result["providers"] = recommender.session.get_providers()
+    result.update({"model": model_uri, "index": index, "providers": exact.session.get_providers()})
+    if recall is not None:
+        result["recall_at_k_vs_exact"] = round(recall, 4)
     if args.output is None and args.input is None:  # the DVC stage: keep its metrics
         write_json(METRICS_PATH, result)
     log.info("score: %d queries (%d unknown) -> %s rows in %s, %.1f s (%s queries/s) on %s",

@@ -197,6 +197,11 @@ def test_score_stage_and_mlflow_models_predict_agree(tiny_project: Path):
     assert ours.groupby("query_id").size().to_dict() == {"3": 4, "7": 4}
     assert pd.read_csv(tiny_project / "recs.unknown.csv", dtype=str).query_id.tolist() == ["not-a-product"]
 
+    run(["blade", "score", "--model", "models:/blade-tiny@champion", "--input", "q.csv",
+         "--output", "approx.parquet", "--k", "4", "--index", "ivf", "--nprobe", "100"], tiny_project)
+    approximate = pd.read_parquet(tiny_project / "approx.parquet")
+    assert approximate.product_id.tolist() == ours.product_id.tolist()  # every cell probed: exact
+
     env_uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
     request = {"dataframe_split": {"columns": ["query_id"], "data": [["3"], ["7"]]}}
     (tiny_project / "q2.json").write_text(json.dumps(request))

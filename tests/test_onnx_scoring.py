@@ -161,3 +161,25 @@ def test_malformed_query_files_are_named_with_what_was_expected(tmp_path, name, 
 def test_missing_query_file(tmp_path):
     with pytest.raises(InputError, match="not found"):
         read_queries(tmp_path / "nope.csv")
+
+
+def test_faiss_ivf_with_one_cell_is_exact_and_fewer_probes_lose_recall(tmp_path):
+    from pipeline.recommender import FaissRecommender, recall_at_k
+
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(2000, 8)).astype(np.float32)
+    target = rng.normal(size=(2000, 8)).astype(np.float32)
+    onnx.save_model(build_scorer(source, target, 2.0), tmp_path / "scorer.onnx")
+    Catalogue.save(tmp_path / "c.npz", np.array([f"p{i}" for i in range(2000)]),
+                   np.zeros(2001, dtype=np.int64), np.array([], dtype=np.int64))
+    catalogue = Catalogue(tmp_path / "c.npz")
+    exact = OnnxRecommender(onnx_session(tmp_path / "scorer.onnx", "cpu"), catalogue)
+    queries = np.arange(0, 2000, 10)
+    one_cell = FaissRecommender(tmp_path / "scorer.onnx", catalogue, nlist=1)
+    assert recall_at_k(one_cell, exact, queries, 10) == 1.0  # one cell = exhaustive search
+    ids, scores = one_cell.top_k(queries[:3], 10)
+    exact_ids, exact_scores = exact.top_k(queries[:3], 10)
+    assert (ids != queries[:3, None]).all()  # the query itself is dropped
+    np.testing.assert_allclose(scores, exact_scores, rtol=1e-5)  # same scale as the ONNX scores
+    sparse = FaissRecommender(tmp_path / "scorer.onnx", catalogue, nlist=64, nprobe=1)
+    assert 0.0 < recall_at_k(sparse, exact, queries, 10) < 1.0
