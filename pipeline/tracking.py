@@ -60,10 +60,46 @@ def artifact_root() -> str | None:
     return (STORE_DIR / ARTIFACTS).resolve().as_uri()
 
 
+def is_rank_zero() -> bool:
+    """False in the non-zero ranks of a distributed (DDP) launch, which re-runs the stage per rank."""
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+        if int(os.environ.get(variable, "0") or 0) != 0:
+            return False
+    return True
+
+
+class _SilentRun:
+    class info:  # noqa: N801  (mirrors mlflow.entities.Run.info)
+        run_id = ""
+
+
+class NullClient:
+    """What non-zero DDP ranks get from :func:`client`: every call does nothing, so only rank 0
+    writes runs, metrics and artifacts."""
+
+    def create_run(self, *args, **kwargs) -> _SilentRun:
+        return _SilentRun()
+
+    def search_runs(self, *args, **kwargs) -> list:
+        return []
+
+    def get_experiment_by_name(self, *args, **kwargs) -> None:
+        return None
+
+    def create_experiment(self, *args, **kwargs) -> str:
+        return ""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
 def client():
-    """An :class:`mlflow.MlflowClient` on :func:`tracking_uri` (also set as MLflow's default)."""
+    """An :class:`mlflow.MlflowClient` on :func:`tracking_uri` (also set as MLflow's default);
+    a :class:`NullClient` in the non-zero ranks of a DDP launch."""
     import mlflow
 
+    if not is_rank_zero():
+        return NullClient()
     global _uri_set_here
     quiet_mlflow()
     uri = tracking_uri()

@@ -56,3 +56,16 @@ def test_the_store_is_absolute_and_mlflow_tracking_uri_overrides_it(in_project_t
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking.tracking_uri() == "http://127.0.0.1:5000"
     assert tracking.artifact_root() is None  # the server decides where artifacts go
+
+
+def test_only_rank_zero_writes_to_the_store(in_project_tmp, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # what Lightning sets in the second DDP process
+    silent = tracking.client()
+    experiment = tracking.experiment_id(silent, "blade")
+    run = silent.create_run(experiment, run_name="train-blade")
+    tracking.log_metrics(silent, run.info.run_id, {"val_mrr@10": 0.3})
+    silent.set_terminated(run.info.run_id, "FINISHED")
+    assert not (in_project_tmp / "mlruns").exists()
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert isinstance(tracking.client(), mlflow.MlflowClient)
