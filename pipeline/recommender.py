@@ -6,9 +6,11 @@
 
 Input: a DataFrame with a string column ``query_id`` (the raw ids of the edge list). Output: one
 row per recommendation, ``query_id, rank, product_id, score`` (rank 1 = best, score =
-``scale * s_q . t_v``). The query itself is never recommended; with ``params={"exclude_linked":
-True}`` neither is any product the query already links to in the ingested graph. Ids the model
-does not know produce no rows (``blade score`` counts them and writes them to a side file).
+``scale * s_q . t_v``); with ``params={"output": "lists"}``, one row per query instead,
+``product_ids`` and ``scores`` as lists (what ``mlflow.pyfunc.spark_udf`` needs). The query
+itself is never recommended; with ``params={"exclude_linked": True}`` neither is any product the
+query already links to in the ingested graph. Ids the model does not know produce no rows
+(empty lists with ``"lists"``; ``blade score`` counts them and writes them to a side file).
 
 Artifacts (written by the ``export`` stage): ``scorer.onnx`` (:mod:`models.onnx_scorer`, the
 embeddings inside), ``catalogue.npz`` (product ids in node order, and the CSR of known links).
@@ -212,6 +214,16 @@ class BladeRecommender(mlflow.pyfunc.PythonModel):
         query_ids = model_input["query_id"].astype(str).to_numpy()
         nodes = self.recommender.catalogue.positions(query_ids)
         known = nodes >= 0
-        return self.recommender.recommendations(query_ids[known], nodes[known],
-                                                int(params.get("k", DEFAULT_K)),
-                                                bool(params.get("exclude_linked", False)))
+        k, exclude_linked = int(params.get("k", DEFAULT_K)), bool(params.get("exclude_linked", False))
+        output = str(params.get("output", "rows"))
+        if output == "lists":  # one row per input row, as Spark UDFs need (empty for unknown ids)
+            ids, scores = self.recommender.top_k(nodes[known], k, exclude_linked)
+            product_ids = [[] for _ in query_ids]
+            score_lists = [[] for _ in query_ids]
+            for row, position in enumerate(np.flatnonzero(known)):
+                product_ids[position] = self.recommender.catalogue.product_ids[ids[row]].tolist()
+                score_lists[position] = scores[row].astype(float).tolist()
+            return pd.DataFrame({"product_ids": product_ids, "scores": score_lists})
+        if output != "rows":
+            raise ValueError(f"params output must be 'rows' or 'lists', got {output!r}")
+        return self.recommender.recommendations(query_ids[known], nodes[known], k, exclude_linked)

@@ -146,7 +146,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, loaded.predict(None, example),
-                                    params={"k": DEFAULT_K, "exclude_linked": False})
+                                    params={"k": DEFAULT_K, "exclude_linked": False, "output": "rows"})
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         # The signature's "rank" column is int64 and never missing; MLflow's hint about integer
         # columns with missing values does not apply.

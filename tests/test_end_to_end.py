@@ -212,3 +212,35 @@ def test_score_stage_and_mlflow_models_predict_agree(tiny_project: Path):
     for query in ("3", "7"):
         assert (predicted[predicted.query_id.astype(str) == query].product_id.astype(str).tolist()
                 == ours[ours.query_id == query].product_id.tolist())
+
+
+def test_spark_udf_scores_with_the_registered_model(tiny_project: Path):
+    pyspark = pytest.importorskip("pyspark")  # in the dev extra; Spark needs a Java runtime
+    import shutil as _shutil
+
+    if _shutil.which("java") is None:
+        pytest.skip("no Java runtime for Spark")
+    import mlflow
+    import pandas as pd
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Spark's workers: this environment's Python
+    uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    spark = (pyspark.sql.SparkSession.builder.master("local[1]").appName("blade-test")
+             .config("spark.ui.enabled", "false").getOrCreate())
+    try:
+        udf = mlflow.pyfunc.spark_udf(spark, "models:/blade-tiny@champion", env_manager="local",
+                                      result_type="product_ids array<string>, scores array<double>",
+                                      params={"k": 4, "output": "lists"})
+        queries = spark.createDataFrame([("3",), ("7",), ("not-a-product",)], ["query_id"])
+        rows = {row["query_id"]: row["recs"] for row in
+                queries.withColumn("recs", udf("query_id")).collect()}
+    finally:
+        spark.stop()
+    (tiny_project / "spark_q.csv").write_text("query_id\n3\n7\n")
+    run(["blade", "score", "--model", "models:/blade-tiny@champion", "--input", "spark_q.csv",
+         "--output", "spark_expected.parquet", "--k", "4"], tiny_project)
+    ours = pd.read_parquet(tiny_project / "spark_expected.parquet")
+    for query in ("3", "7"):
+        assert rows[query]["product_ids"] == ours[ours.query_id == query].product_id.tolist()
+    assert rows["not-a-product"]["product_ids"] == []
