@@ -138,11 +138,12 @@ class Recommender:
 
 
 class OnnxRecommender(Recommender):
-    """Exact top-k through the exported ONNX scorer."""
+    """Exact top-k through the exported ONNX scorer (``scorer_path``, for re-opening or FAISS)."""
 
-    def __init__(self, session, catalogue: Catalogue) -> None:
+    def __init__(self, session, catalogue: Catalogue, scorer_path: str | Path | None = None) -> None:
         super().__init__(catalogue)
         self.session = session
+        self.scorer_path = scorer_path
 
     def raw_top_k(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
         ids, scores = self.session.run([OUTPUT_IDS, OUTPUT_SCORES],
@@ -203,9 +204,9 @@ class BladeRecommender(mlflow.pyfunc.PythonModel):
     """pyfunc: ``query_id`` -> ``query_id, rank, product_id, score`` (see the module docstring)."""
 
     def load_context(self, context) -> None:
-        self.scorer_path = context.artifacts["scorer"]
-        self.recommender = OnnxRecommender(onnx_session(self.scorer_path),
-                                           Catalogue(context.artifacts["catalogue"]))
+        scorer = context.artifacts["scorer"]
+        self.recommender = OnnxRecommender(onnx_session(scorer), Catalogue(context.artifacts["catalogue"]),
+                                           scorer)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         params = params or {}

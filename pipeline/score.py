@@ -107,10 +107,10 @@ def load_recommender(model_uri: str, device: str) -> OnnxRecommender:
     python_model = model.unwrap_python_model()
     if not isinstance(python_model, BladeRecommender):
         raise InputError(f"{model_uri} is not a BLADE recommender (got {type(python_model).__name__})")
+    recommender = python_model.recommender
     if device != "auto":  # the pyfunc opened its session with "auto": re-open on the requested device
-        python_model.recommender.session = onnx_session(python_model.scorer_path, device)
-    python_model.recommender.scorer_path = python_model.scorer_path
-    return python_model.recommender
+        recommender.session = onnx_session(recommender.scorer_path, device)
+    return recommender
 
 
 def score(recommender: Recommender, query_ids: np.ndarray, output: Path, k: int,
