@@ -17,7 +17,7 @@ import logging
 import sys
 import warnings
 
-from pipeline.config import ConfigError, apply_overrides, load_params
+from pipeline.config import ConfigError, StageError, apply_overrides, load_params
 from pipeline.readers import InputError
 
 # sub-command -> (module, help)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             stage.main(params, args)
         else:
             stage.main(params)
-    except (InputError, ConfigError, FileNotFoundError) as error:
+    except (InputError, ConfigError, StageError, FileNotFoundError) as error:
         print(f"blade {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

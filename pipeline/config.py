@@ -16,6 +16,11 @@ class ConfigError(ValueError):
     """A params.yaml value is missing or out of range; the message names the key."""
 
 
+class StageError(RuntimeError):
+    """A stage refused to go on (a failed check, an unusable device); the message says why and
+    what to do. The CLI prints it without a traceback and exits with 2."""
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

@@ -30,7 +30,7 @@ from models.metrics import out_neighbour_csr
 from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES, build_scorer
 from models.scoring import top_k
 from pipeline.artifacts import load_split_graph
-from pipeline.config import section
+from pipeline.config import StageError, section
 from pipeline.recommender import Catalogue, onnx_session
 from pipeline.storage import atomic_directory, write_json
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
@@ -42,7 +42,7 @@ SCORER, CATALOGUE = "scorer.onnx", "catalogue.npz"
 METRICS_PATH = Path("metrics/export.json")
 
 
-class ParityError(RuntimeError):
+class ParityError(StageError):
     """ONNX Runtime and PyTorch disagree on the top-k: the export is not written."""
 
 

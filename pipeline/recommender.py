@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES
+from pipeline.config import StageError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ DEVICES = ("auto", "cpu", "cuda")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
-class ProviderError(RuntimeError):
+class ProviderError(StageError):
     """``device="cuda"`` was asked for and ONNX Runtime cannot use CUDA here."""
 
 
