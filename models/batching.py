@@ -1,11 +1,11 @@
 """One epoch's sampled neighbourhoods as aggregation matrices, and a mini-batch's computation graph.
 
 A mini-batch's positive edges must not be message-passing neighbours of their own endpoints
-(no leakage). The epoch's pairs are sorted once into CSR (with each entry's first-hop training
-edge); a batch then
+(no leakage), not even as a later hop of a multi-hop top-up path. The epoch's pairs are sorted
+once into CSR (with the training edges of each entry's path); a batch then
 
 - either re-weights the whole ``[N, N]`` matrix (:meth:`EpochAggregation.matrix`: entries whose
-  first hop is a batch edge get weight 0, the mean is over the entries that remain), or
+  path uses a batch edge get weight 0, the mean is over the entries that remain), or
 - cuts out only the rows its L layers need (:func:`computation_graph`): the embeddings of the
   batch's nodes, the neighbours they aggregate, those neighbours' neighbours, and so on down to
   layer 0. On amazon0302 a 4,096-edge batch needs a few percent of the full graph, so many
@@ -38,8 +38,10 @@ class EpochAggregation:
 
     Args:
         index: ``[2, M]`` pairs (u, v), v in S(u), e.g. the sampler's ``out_index``.
-        via_edge: ``[M]`` first-hop training edge id of each pair (leakage masking); may be
-            taken modulo ``num_edges`` by the caller for graphs listed in both directions.
+        via_edge: ``[M]`` or ``[M, H]`` training edge ids of each pair's path (leakage
+            masking: the sampler's ``path_edges``; ``-1`` pads short paths); a pair is dropped
+            when any of them is excluded. May be taken modulo ``num_edges`` by the caller for
+            graphs listed in both directions (keep the ``-1`` padding).
         num_nodes: N.
         aggregation: ``"mean" | "sum" | "degree_weighted"``.
         node_degree: ``[N]`` degrees for ``"degree_weighted"``.
@@ -70,7 +72,8 @@ class EpochAggregation:
         order = torch.argsort(index[0] * num_nodes + index[1])
         self.row = index[0, order]
         self.col = index[1, order]
-        self.via_edge = via_edge[order]
+        via_edge = via_edge.long()
+        self.via_edge = (via_edge[:, None] if via_edge.dim() == 1 else via_edge)[order]
         self.crow = _compressed(self.row, num_nodes)
         # Transpose in CSR: entries sorted by (col, row); t_order maps its slots to ours.
         self.t_order = torch.argsort(self.col * num_nodes + self.row)
@@ -81,7 +84,7 @@ class EpochAggregation:
         )
 
     def matrix(self, excluded_edges: Tensor | None = None) -> AggregationMatrix:
-        """The ``[N, N]`` aggregation matrix with pairs whose first hop is an excluded edge dropped.
+        """The ``[N, N]`` aggregation matrix with pairs whose path uses an excluded edge dropped.
 
         Args:
             excluded_edges: BoolTensor ``[E]`` over training edge ids (True = drop), or None.
@@ -89,7 +92,7 @@ class EpochAggregation:
         if excluded_edges is None:
             keep = torch.ones(self.row.numel(), dtype=torch.float32)
         else:
-            keep = (~excluded_edges[self.via_edge]).to(torch.float32)
+            keep = (~_reached_through(excluded_edges, self.via_edge)).to(torch.float32)
         kept_per_row = torch.zeros(self.num_nodes, dtype=torch.float32).index_add_(0, self.row, keep)
         value = self._weights(keep, kept_per_row[self.row], self.neighbour_degree)
         shape = (self.num_nodes, self.num_nodes)
@@ -118,13 +121,21 @@ class EpochAggregation:
         first_of_row = torch.cumsum(count, 0) - count
         slot = start[local_row] + torch.arange(local_row.numel()) - first_of_row[local_row]
         if excluded_edges is not None:
-            kept = ~excluded_edges[self.via_edge[slot]]
+            kept = ~_reached_through(excluded_edges, self.via_edge[slot])
             slot, local_row = slot[kept], local_row[kept]
         kept_per_row = torch.bincount(local_row, minlength=nodes.numel())
         ones = torch.ones(slot.numel(), dtype=torch.float32)
         degree = self.neighbour_degree[slot] if self.neighbour_degree is not None else None
         value = self._weights(ones, kept_per_row[local_row].to(torch.float32), degree)
         return RowSelection(local_row, self.col[slot], value, nodes.numel())
+
+
+def _reached_through(excluded_edges: Tensor, path_edges: Tensor) -> Tensor:
+    """``[K]`` True where a path ``[K, H]`` (``-1`` padded) uses an excluded edge."""
+    if path_edges.shape[1] == 1:
+        return excluded_edges[path_edges[:, 0]]  # one hop, no padding: the common case
+    padded = torch.cat([excluded_edges, excluded_edges.new_zeros(1)])
+    return padded[torch.where(path_edges < 0, excluded_edges.numel(), path_edges)].any(dim=1)
 
 
 def aggregation_matrix(

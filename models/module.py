@@ -7,8 +7,8 @@ Per epoch the sampler draws new neighbourhoods (seeded by ``seed`` and the epoch
 run draws what an uninterrupted one would). Per mini-batch of training edges (u, v) with K
 uniform negatives w per edge, only the batch's computation graph is encoded
 (:func:`models.batching.computation_graph`: s of u and v, t of v, u and w, and the sampled
-neighbourhoods down to layer 0), without the pairs whose first hop is one of the batch's own
-edges, and the asymmetric loss is taken on the batch. The ID tables get sparse gradients
+neighbourhoods down to layer 0), without the pairs whose sampled path uses one of the batch's
+own edges at any hop, and the asymmetric loss is taken on the batch. The ID tables get sparse gradients
 (:class:`models.optim.LazyAdam` updates only those rows), so a step costs what its batch
 touches, not what the graph holds.
 
@@ -57,7 +57,7 @@ class LinkPredictionModule(pl.LightningModule):
             features) -> (s [N, d], t [N, d])``, with a ``scale`` attribute.
         sampler: draws the epoch's neighbourhoods from the training graph. For an undirected
             encoder it samples the graph listed in both directions (edge ids ``e`` and
-            ``e + E``), so ``via_edge % E`` is the training edge.
+            ``e + E``), so ``path_edge % E`` is the training edge.
         optimizer: factory ``params -> torch.optim.Optimizer``; it must accept the sparse
             gradients of the ID tables (:class:`models.optim.LazyAdam`).
         train_edges: ``[2, E]`` training edges (the loss's positives).
@@ -118,10 +118,11 @@ class LinkPredictionModule(pl.LightningModule):
 
     def _aggregations(self, hoods: SampledNeighbourhoods) -> tuple[EpochAggregation, EpochAggregation]:
         num_edges = self.train_edges.shape[1]
-        build = lambda index, via: EpochAggregation(  # noqa: E731
-            index, via % num_edges, self.num_nodes, self.aggregation, self.node_degree
+        build = lambda index, path: EpochAggregation(  # noqa: E731
+            index, torch.where(path >= 0, path % num_edges, path), self.num_nodes,
+            self.aggregation, self.node_degree,
         )
-        return build(hoods.out_index, hoods.out_via_edge), build(hoods.in_index, hoods.in_via_edge)
+        return build(hoods.out_index, hoods.out_path_edges), build(hoods.in_index, hoods.in_path_edges)
 
     def _encode(self, graph: ComputationGraph) -> tuple[Tensor, Tensor]:
         features = self.features.to(self.device) if self.features is not None else None

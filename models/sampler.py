@@ -10,10 +10,10 @@ drawn first, without replacement, with probability biased towards well-connected
 with fewer than ``n_u`` direct neighbours takes all of them and is topped up from 2-hop
 neighbours (then 3-hop, ... up to ``h_max``) by the same biased draw.
 
-Every pair remembers the first-hop training edge of the path that reached it (``via_edge``), so
-that a mini-batch can drop the pairs built on its own positive edges
-(:meth:`models.batching.EpochAggregation.matrix`): a positive edge is never a message-passing
-neighbour of the pair it is scored on.
+Every pair remembers the training edges of the path that reached it (``path_edges``; the first
+one is ``via_edge``), so that a mini-batch can drop the pairs built on its own positive edges at
+any hop (:meth:`models.batching.EpochAggregation.matrix`): a positive edge is never part of the
+message passing that produces the embeddings it is scored on.
 
 The DAEMON configuration (fixed uniform fan-out) is ``beta=0, adaptive=False`` with
 ``sizes = torch.full((num_nodes,), fanout)``.
@@ -42,6 +42,11 @@ class SampledNeighbourhoods:
         in_index: ``[2, M_in]`` rows (u, v): v in S_in(u), i.e. v -> ... -> u.
         in_via_edge: ``[M_in]`` column of the first-hop edge x -> u on the path from v.
         in_hop: ``[M_in]`` hop distance, in 1..h_max.
+        out_path_edges: ``[M_out, H]`` every training edge on the path that reached v, hop by
+            hop (column 0 is ``out_via_edge``), ``-1`` after the path's end; H is the farthest
+            hop drawn. Masking uses all of them: a pair whose path runs through a batch's
+            positive edge at any hop would carry that edge into the embeddings it is scored on.
+        in_path_edges: ``[M_in, H]`` the same for S_in.
     """
 
     out_index: torch.Tensor
@@ -50,6 +55,8 @@ class SampledNeighbourhoods:
     in_index: torch.Tensor
     in_via_edge: torch.Tensor
     in_hop: torch.Tensor
+    out_path_edges: torch.Tensor
+    in_path_edges: torch.Tensor
 
 
 
@@ -123,12 +130,18 @@ def _expand_csr(
 
 def _unique_pairs_lowest_edge(
     pair: torch.Tensor, edge_id: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted unique ``pair`` ids ``[P]`` and the lowest ``edge_id`` seen with each ``[P]``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sorted unique ``pair`` ids ``[P]``, the lowest ``edge_id`` seen with each ``[P]`` and the
+    first position in ``pair`` holding that pair with that edge id ``[P]``."""
     unique_pair, inverse = torch.unique(pair, return_inverse=True)
-    lowest = torch.full((unique_pair.numel(),), torch.iinfo(torch.long).max, dtype=torch.long)
+    big = torch.iinfo(torch.long).max
+    lowest = torch.full((unique_pair.numel(),), big, dtype=torch.long)
     lowest.scatter_reduce_(0, inverse, edge_id, reduce="amin")
-    return unique_pair, lowest
+    position = torch.arange(pair.numel())
+    position = torch.where(edge_id == lowest[inverse], position, torch.full_like(position, big))
+    first = torch.full((unique_pair.numel(),), big, dtype=torch.long)
+    first.scatter_reduce_(0, inverse, position, reduce="amin")
+    return unique_pair, lowest, first
 
 
 class _OneSidedSampler:
@@ -165,7 +178,7 @@ class _OneSidedSampler:
         # Keep one candidate per (anchor, candidate), the lowest edge id, in CSR order.
         not_loop = anchor != candidate
         pair = anchor[not_loop] * num_nodes + candidate[not_loop]
-        unique_pair, first_edge = _unique_pairs_lowest_edge(pair, edge_id[not_loop])
+        unique_pair, first_edge, _ = _unique_pairs_lowest_edge(pair, edge_id[not_loop])
         self.anchor = unique_pair // num_nodes
         self.candidate = unique_pair % num_nodes
         self.edge_id = first_edge
@@ -181,14 +194,15 @@ class _OneSidedSampler:
 
     def sample(
         self, generator: torch.Generator, adaptive: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Draw S(u) for all u. Returns ``(index [2, M], via_edge [M], hop [M])``."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw S(u) for all u. Returns ``(index [2, M], via_edge [M], hop [M], path_edges [M, H])``."""
         n = self.num_nodes
         kept = _select_smallest_keys(self.anchor, self.log_weight, self.sizes, generator)
         hop1_anchor = self.anchor[kept]
         hop1_node = self.candidate[kept]
         hop1_edge = self.edge_id[kept]
         anchors, nodes, edges = [hop1_anchor], [hop1_node], [hop1_edge]
+        paths = [hop1_edge[:, None]]  # [M_h, h] edges of each pair's path, hop by hop
         hops = [torch.ones_like(hop1_anchor)]
 
         # CSR of the sampled 1-hop lists: hop h+1 = sampled neighbours of hop-h nodes, which
@@ -197,6 +211,7 @@ class _OneSidedSampler:
         hop1_ptr = hop1_count.cumsum(0) - hop1_count
         chosen_count = hop1_count
         frontier_anchor, frontier_node, frontier_edge = hop1_anchor, hop1_node, hop1_edge
+        frontier_path = paths[0]
         # pairs chosen so far as anchor * n + node ids, excluded from later hops
         chosen_pair = hop1_anchor * n + hop1_node
 
@@ -210,24 +225,29 @@ class _OneSidedSampler:
             f_anchor = frontier_anchor[open_frontier]
             f_node = frontier_node[open_frontier]
             f_edge = frontier_edge[open_frontier]
+            f_path = frontier_path[open_frontier]
             source, position = _expand_csr(hop1_ptr, hop1_count, f_node)
             c_anchor = f_anchor[source]
             c_node = hop1_node[position]
             c_edge = f_edge[source]
+            c_path = torch.cat([f_path[source], hop1_edge[position][:, None]], dim=1)
             keep = c_anchor != c_node
             c_pair = c_anchor[keep] * n + c_node[keep]
             c_edge = c_edge[keep]
+            c_path = c_path[keep]
             # Pairs already chosen enter the dedup with via_edge -1, which wins the minimum and
             # marks every candidate equal to them; one sort instead of isin + unique.
             open_chosen = chosen_pair[(remaining > 0)[chosen_pair // n]]
-            unique_pair, via = _unique_pairs_lowest_edge(
+            unique_pair, via, first = _unique_pairs_lowest_edge(
                 torch.cat([open_chosen, c_pair]),
                 torch.cat([torch.full_like(open_chosen, -1), c_edge]),
             )
-            # A node reachable along several paths is one candidate with the lowest via_edge,
-            # so that the result depends only on the generator.
+            # A node reachable along several paths is one candidate with the lowest via_edge
+            # (the first such path in candidate order), so that the result depends only on
+            # the generator.
             fresh = via >= 0
             unique_pair, via = unique_pair[fresh], via[fresh]
+            path = c_path[first[fresh] - open_chosen.numel()]
             if unique_pair.numel() == 0:
                 break
             u_anchor = unique_pair // n
@@ -236,9 +256,11 @@ class _OneSidedSampler:
                 u_anchor, self._log_weight(u_anchor, u_node), remaining.clamp(min=0), generator
             )
             frontier_anchor, frontier_node, frontier_edge = u_anchor[kept], u_node[kept], via[kept]
+            frontier_path = path[kept]
             anchors.append(frontier_anchor)
             nodes.append(frontier_node)
             edges.append(frontier_edge)
+            paths.append(frontier_path)
             hops.append(torch.full_like(frontier_anchor, hop))
             chosen_count = chosen_count + torch.bincount(frontier_anchor, minlength=n)
             chosen_pair = torch.cat([chosen_pair, frontier_anchor * n + frontier_node])
@@ -247,10 +269,14 @@ class _OneSidedSampler:
         anchor = torch.cat(anchors)
         node = torch.cat(nodes)
         edge = torch.cat(edges)
+        width = len(paths)
+        path_edges = torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1]), value=-1)
+                                for p in paths])
         if len(anchors) > 1:
             order = torch.argsort(anchor, stable=True)
             anchor, node, edge, hop = anchor[order], node[order], edge[order], hop[order]
-        return torch.stack([anchor, node]), edge, hop
+            path_edges = path_edges[order]
+        return torch.stack([anchor, node]), edge, hop, path_edges
 
 
 class NeighbourhoodSampler:
@@ -357,9 +383,10 @@ class NeighbourhoodSampler:
             (degree <= n_x); farther hops only see the sampled lists, so the count can fall
             short of the full reach around hubs.
         """
-        out_index, out_via, out_hop = self._out.sample(generator, self.adaptive)
-        in_index, in_via, in_hop = self._in.sample(generator, self.adaptive)
-        return SampledNeighbourhoods(out_index, out_via, out_hop, in_index, in_via, in_hop)
+        out_index, out_via, out_hop, out_path = self._out.sample(generator, self.adaptive)
+        in_index, in_via, in_hop, in_path = self._in.sample(generator, self.adaptive)
+        return SampledNeighbourhoods(out_index, out_via, out_hop, in_index, in_via, in_hop,
+                                     out_path, in_path)
 
 
 __all__ = ["BIASES", "NeighbourhoodSampler", "SampledNeighbourhoods"]

@@ -325,3 +325,37 @@ def test_bad_arguments_are_refused(kwargs):
     args = {"edge_index": G, "num_nodes": N_G, "sizes": torch.ones(N_G, dtype=torch.long)}
     with pytest.raises(ValueError):
         NeighbourhoodSampler(**{**args, **kwargs})
+
+
+def test_path_edges_list_every_hop_of_the_path():
+    # n_u = 3, h_max = 2 on G: 0's out-pairs are 1 [e0], 2 [e0 e1], 3 [e0 e2];
+    # 5's in-pairs are 4 [e5], 2 [e5 e3], 3 [e5 e4]. Hop-1 rows end in -1 padding.
+    hoods = NeighbourhoodSampler(G, N_G, torch.full((N_G,), 3), h_max=2).sample(_gen(0))
+    out = {(u, v): path for (u, v), path in zip(hoods.out_index.T.tolist(),
+                                                hoods.out_path_edges.tolist(), strict=True)}
+    assert out[(0, 1)] == [0, -1] and out[(0, 2)] == [0, 1] and out[(0, 3)] == [0, 2]
+    inn = {(u, v): path for (u, v), path in zip(hoods.in_index.T.tolist(),
+                                                hoods.in_path_edges.tolist(), strict=True)}
+    assert inn[(5, 4)] == [5, -1] and inn[(5, 2)] == [5, 3] and inn[(5, 3)] == [5, 4]
+    assert torch.equal(hoods.out_path_edges[:, 0], hoods.out_via_edge)
+
+
+def test_path_edges_are_walks_from_u_to_v_on_a_random_graph():
+    g = _gen(11)
+    n = 40
+    edges = torch.randint(0, n, (2, 120), generator=g)
+    edges = torch.unique(edges[:, edges[0] != edges[1]], dim=1)
+    hoods = NeighbourhoodSampler(edges, n, torch.randint(1, 8, (n,), generator=g), h_max=3).sample(_gen(5))
+    for index, paths, hops, (start, end) in (
+        (hoods.out_index, hoods.out_path_edges, hoods.out_hop, (0, 1)),
+        (hoods.in_index, hoods.in_path_edges, hoods.in_hop, (1, 0)),  # walks against the edges
+    ):
+        assert paths.shape[1] == int(hops.max())
+        for (u, v), path, hop in zip(index.T.tolist(), paths.tolist(), hops.tolist(), strict=True):
+            walk = [e for e in path if e >= 0]
+            assert len(walk) == hop and path[hop:] == [-1] * (len(path) - hop)
+            node = u
+            for e in walk:
+                assert int(edges[start, e]) == node
+                node = int(edges[end, e])
+            assert node == v
