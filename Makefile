@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install install-dev run test ui lint bench clean
+.PHONY: install install-dev run report report-small test ui lint bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show metrics/degree_stats.json metrics/tune.json \
 		metrics/register.json metrics/score.json
 	@cat outputs/evaluate/results.txt
+
+## report: the paper-claims comparison on every bundled graph (3 seeds, about an hour here),
+## then docs/report.md; report-small: cora_ml and citeseer only (under 30 minutes here)
+report: install
+	$(BIN)/dvc pull data.dvc
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml
+
+report-small: install
+	$(BIN)/dvc pull data.dvc
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml:compare@cora_ml \
+		reports/dvc.yaml:compare@citeseer
 
 ## test: install with the dev extra and run the whole test suite
 test: install-dev

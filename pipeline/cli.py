@@ -33,7 +33,8 @@ STAGES = {
                  "log evaluation to MLflow, register the model, move `champion` if it is better"),
     "score": ("pipeline.score", "batch recommendations from a registered model into Parquet"),
     "compare": ("pipeline.compare",
-                "BLADE vs its ablations, DAEMON and the baselines on one graph, over seeds"),
+                "tuned BLADE vs its ablations, DAEMON and the baselines on one graph, over seeds"),
+    "report": ("pipeline.report", "docs/report.md and its plots from the `blade compare` results"),
 }
 
 

@@ -1,20 +1,31 @@
-"""``blade compare``: BLADE, its ablations, DAEMON and the baselines on one graph, same split.
+"""``blade compare``: tuned BLADE, its ablations, DAEMON and the baselines on one graph, over seeds.
 
     blade compare --dataset cora_ml                   # a graph named in params.yaml compare.datasets
     blade compare --edges my_edges.csv --name mine    # any edge list ingest can read
     blade compare --dataset amazon0302 --seeds 0 1 2
+    blade report                                      # docs/report.md from reports/compare/*.json
 
-For each seed: ingest (clean + seeded split) into ``outputs/compare/<name>/seed<k>/``, train
-every variant in ``compare.variants`` with the ``train`` parameters plus the dataset's
-overrides, evaluate them and the baselines with the evaluate stage's protocol (filtered
-ranking, same test edges, seeded sample of at most ``evaluate.max_queries``). Writes
-``reports/compare/<name>.json`` (every seed's metrics plus mean and standard deviation) and
-prints the table.
+1. **Tune**: an Optuna study (``tune.space``, budget ``compare.tune`` plus the dataset's
+   ``tune`` overrides) on the first seed's split, objective validation MRR@10. Trial 0 is the
+   params.yaml values, so the tuned model is never worse than the defaults on validation. The
+   best values go to every variant in ``compare.tuned_variants`` (the dual models: the flags of
+   each variant still switch its parts off); the undirected SAGE baseline keeps ``train``'s.
+2. **Per seed**: ingest (clean + seeded split) into ``outputs/compare/<name>/seed<k>/``, train
+   every variant in ``compare.variants``, evaluate them and the baselines with the evaluate
+   stage's protocol (filtered ranking, same test edges, seeded sample of at most
+   ``evaluate.max_queries``).
+
+Resuming: the study lives in ``outputs/compare/<name>/optuna.db`` and each finished seed in its
+``results.json`` (stamped with a digest of its settings); a re-run does only what is missing.
+Writes ``reports/compare/<name>.json`` (every seed's metrics, mean and standard deviation,
+tuned values, alpha_hat, timings, hardware) and prints the table. MLflow: the study and one run
+per seed and method in the experiment ``compare.mlflow_experiment``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
@@ -23,20 +34,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from models.evaluation import evaluate_scorer, low_degree_metrics
+from models.graph import in_out_degrees
+from models.power_law import effective_alpha, fit_power_law_alpha
+from models.variants import get_variant
 from pipeline import evaluate as evaluate_stage
 from pipeline import ingest as ingest_stage
-from pipeline.artifacts import load_split_graph
-from pipeline.config import ConfigError, section
+from pipeline import tracking
+from pipeline import tune as tune_stage
+from pipeline.artifacts import SplitGraph, load_split_graph
+from pipeline.config import ConfigError, section, with_values
 from pipeline.storage import write_json
-from pipeline.train import fit_variant, save_embeddings
+from pipeline.train import fingerprint, fit_variant, save_embeddings
 
 log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/compare")
 WORK_DIR = Path("outputs/compare")
+SUMMARY_KEYS = ["hit_rate@10", "mrr@10", "low_hit_rate@10", "low_mrr@10", "direction_auc"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,43 +62,172 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="report name for --edges (default: the file's stem)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: compare.seeds)")
     parser.add_argument("--variants", nargs="+", help="trained variants (default: compare.variants)")
+    parser.add_argument("--trials", type=int,
+                        help="tuning trials (default: compare.tune.n_trials or the dataset's; 0 = no tuning)")
 
 
-def compare(name: str, ingest_config: dict[str, Any], train_config: dict[str, Any],
-            neighbourhood: dict[str, Any], evaluate_config: dict[str, Any],
-            variants: list[str], seeds: list[int]) -> dict[str, Any]:
-    runs = []
-    for seed in seeds:
-        directory = WORK_DIR / name / f"seed{seed}"
-        ingest_metrics = ingest_stage.ingest(
-            ingest_config["edges"], directory / "ingest", fmt=ingest_config.get("format", "auto"),
-            source_column=ingest_config.get("source_column", "source"),
-            target_column=ingest_config.get("target_column", "target"),
-            id_type=ingest_config.get("id_type", "auto"), split=ingest_config["split"], seed=seed,
-            verify_checksums=bool(ingest_config.get("verify_checksums", True)))
-        graph = load_split_graph(directory / "ingest")
-        ks = tuple(int(k) for k in evaluate_config.get("ks", (5, 10, 20)))
-        evaluation, total = evaluate_stage.evaluation_set(
-            graph, "test", int(evaluate_config.get("max_queries", 0)), seed, ks,
-            int(evaluate_config.get("low_degree_max", 2)))
-        trained = {}
-        for variant in variants:
-            log.info("compare %s seed %d: training %s", name, seed, variant)
-            result = fit_variant(variant, graph, neighbourhood, train_config, seed, None)
-            save_embeddings(directory / "train" / variant / "embeddings.pt", result.module, variant)
-            trained[variant] = {"epochs": result.epochs, "seconds": round(result.seconds, 1),
-                                "best_val_mrr@10": result.best_score}
-        results = {}
-        for method, (rows, pairs) in evaluate_stage.scorers(graph, directory / "train").items():
-            started = time.perf_counter()
-            results[method] = evaluate_scorer(rows, pairs, evaluation)
-            results[method]["eval_seconds"] = round(time.perf_counter() - started, 2)
-            results[method].update(trained.get(method, {}))
-        runs.append({"seed": seed, "nodes": ingest_metrics["nodes"], "edges": ingest_metrics["edges"],
-                     "evaluated_edges": evaluation.edges.shape[1], "test_edges": total,
-                     "methods": results})
-    return {"name": name, "seeds": seeds, "variants": variants, "train": train_config,
-            "neighbourhood": neighbourhood, "runs": runs, "summary": summarise(runs)}
+def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The report name and a copy of ``params`` with the dataset's ingest/train/evaluate/tune
+    overrides applied (``tune`` becomes ``compare.tune`` + overrides, with ``tune.space``)."""
+    config = section(params, "compare")
+    params = json.loads(json.dumps(params))  # deep copy
+    dataset_config: dict[str, Any] = {}
+    if args.edges:
+        name = args.name or Path(args.edges).name.split(".")[0]
+        params["ingest"]["edges"] = args.edges
+    else:
+        name = args.dataset or section(params, "base")["dataset"]
+        datasets = config.get("datasets", {})
+        if name not in datasets:
+            raise ConfigError(f"params.yaml: compare.datasets has no '{name}' "
+                              f"(known: {', '.join(datasets)}); or pass --edges FILE")
+        dataset_config = dict(datasets[name])
+    for key in ("train", "evaluate"):
+        params[key].update(dataset_config.pop(key, {}))
+    tune = dict(config.get("tune", {}), **dataset_config.pop("tune", {}))
+    tune["space"] = section(params, "tune")["space"]
+    if getattr(args, "trials", None) is not None:
+        tune["n_trials"] = args.trials
+    params["tune"] = tune
+    params["ingest"].update(dataset_config)
+    params["base"]["dataset"] = name
+    return name, params
+
+
+# The code a result depends on: a change to any of it re-runs the study and the seeds.
+RESULT_CODE = ("models/*.py", "pipeline/train.py", "pipeline/evaluate.py", "pipeline/ingest.py",
+               "pipeline/readers.py", "pipeline/artifacts.py", "pipeline/tune.py")
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_digest(root: Path = PROJECT_ROOT) -> str:
+    digest = hashlib.md5()
+    for pattern in RESULT_CODE:
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_seed(params: dict[str, Any], directory: Path, seed: int) -> dict[str, Any]:
+    config = params["ingest"]
+    return ingest_stage.ingest(
+        config["edges"], directory / "ingest", fmt=config.get("format", "auto"),
+        source_column=config.get("source_column", "source"),
+        target_column=config.get("target_column", "target"),
+        id_type=config.get("id_type", "auto"), split=config["split"], seed=seed,
+        verify_checksums=bool(config.get("verify_checksums", True)))
+
+
+def power_law(graph: SplitGraph, neighbourhood: dict[str, Any]) -> dict[str, float]:
+    """alpha_hat of the training in-degrees at ``d_min`` and the alpha the model used."""
+    train_in, _ = in_out_degrees(graph.train, graph.num_nodes)
+    d_min = int(neighbourhood["d_min"])
+    alpha_hat = fit_power_law_alpha(train_in, d_min)
+    alpha = effective_alpha(neighbourhood.get("alpha"), float(neighbourhood.get("alpha_multiplier", 1.0)),
+                            alpha_hat)
+    return {"d_min": d_min, "alpha_hat": round(alpha_hat, 4), "alpha_used": round(alpha, 4)}
+
+
+def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) -> dict[str, Any]:
+    """Tune BLADE on the first seed's split (validation edges only); ``{}`` when ``n_trials`` is 0."""
+    tune = params["tune"]
+    if int(tune.get("n_trials", 0)) <= 0:
+        return {}
+    directory = WORK_DIR / name / f"seed{seed}"
+    ingest_seed(params, directory, seed)
+    graph = load_split_graph(directory / "ingest")
+    study_params = with_values(params, {"base.seed": seed})
+    fixed = {key: study_params[key] for key in ("ingest", "neighbourhood", "train")}
+    digest = tracking.config_digest([fixed, tune.get("space"), tune.get("max_epochs"),
+                                     tune.get("include_defaults"), seed,
+                                     file_digest(params["ingest"]["edges"]), code_digest()])
+    storage = f"sqlite:///{(WORK_DIR / name / 'optuna.db').resolve()}"
+    (WORK_DIR / name).mkdir(parents=True, exist_ok=True)
+    result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}-{digest}", storage, experiment)
+    return {"study": result.name, "storage": storage, "split_seed": seed, "overrides": result.overrides,
+            "best_trial": result.best_trial, "best_val_mrr@10": round(result.best_value, 5),
+            "default_val_mrr@10": (round(result.default_value, 5)
+                                   if result.default_value is not None else None),
+            "trials": result.counts, "seconds": round(result.seconds, 1),
+            "budget": {key: tune.get(key) for key in ("n_trials", "timeout_seconds", "max_epochs")}}
+
+
+def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants: list[str],
+             tuned_variants: list[str], seed: int) -> dict[str, Any]:
+    """One seed's split, trained variants and evaluation; re-used from ``results.json`` when its
+    stamp (every setting it depends on) matches."""
+    directory = WORK_DIR / name / f"seed{seed}"
+    tuned_params = with_values(params, tuned.get("overrides", {}))
+    evaluate_config = params["evaluate"]
+    stamp = fingerprint(params["ingest"], file_digest(params["ingest"]["edges"]), params["train"],
+                        params["neighbourhood"], tuned.get("overrides", {}), evaluate_config,
+                        variants, tuned_variants, seed, code_digest())
+    cached = directory / "results.json"
+    if cached.is_file():
+        saved = json.loads(cached.read_text())
+        if saved.get("stamp") == stamp:
+            log.info("compare %s seed %d: finished earlier, re-using %s", name, seed, cached)
+            return saved["run"]
+    started = time.perf_counter()
+    ingest_metrics = ingest_seed(params, directory, seed)
+    graph = load_split_graph(directory / "ingest")
+    ks = tuple(int(k) for k in evaluate_config.get("ks", (5, 10, 20)))
+    evaluation, total = evaluate_stage.evaluation_set(
+        graph, str(evaluate_config.get("split", "test")), int(evaluate_config.get("max_queries", 0)),
+        seed, ks, int(evaluate_config.get("low_degree_max", 2)))
+    train_dir = directory / "train"
+    for stale in train_dir.glob("*/embeddings.pt"):
+        stale.unlink()  # only this run's variants are evaluated
+    trained = {}
+    for variant in variants:
+        chosen = tuned_params if variant in tuned_variants else params
+        log.info("compare %s seed %d: training %s (%s values)", name, seed, variant,
+                 "tuned" if chosen is tuned_params and tuned else "params.yaml")
+        result = fit_variant(variant, graph, chosen["neighbourhood"], chosen["train"], seed, None)
+        save_embeddings(train_dir / variant / "embeddings.pt", result.module, variant)
+        trained[variant] = {"epochs": result.epochs, "seconds": round(result.seconds, 1),
+                            "best_val_mrr@10": result.best_score,
+                            "tuned": bool(tuned) and variant in tuned_variants}
+    results = {}
+    for method, (rows, pairs) in evaluate_stage.scorers(graph, train_dir).items():
+        clock = time.perf_counter()
+        results[method] = evaluate_scorer(rows, pairs, evaluation)
+        results[method]["eval_seconds"] = round(time.perf_counter() - clock, 2)
+        results[method].update(trained.get(method, {}))
+    run = {"seed": seed, "nodes": ingest_metrics["nodes"], "edges": ingest_metrics["edges"],
+           "evaluated_edges": int(evaluation.edges.shape[1]), "test_edges": total,
+           "power_law": power_law(graph, tuned_params["neighbourhood"]),
+           "seconds": round(time.perf_counter() - started, 1), "methods": results}
+    write_json(cached, {"stamp": stamp, "run": run})
+    return run
+
+
+def log_to_mlflow(name: str, experiment: str, run: dict[str, Any], tuned: dict[str, Any]) -> None:
+    """One MLflow run per method of a seed: the UI can then compare methods and seeds."""
+    client = tracking.client()
+    experiment_id = tracking.experiment_id(client, experiment)
+    for method, result in run["methods"].items():
+        tags = {"stage": "compare", "dataset": name, "method": method, "seed": str(run["seed"]),
+                "git_commit": tracking.git_commit()}
+        if tuned.get("study"):
+            tags["tuned_study"] = tuned["study"]
+        run_id = client.create_run(experiment_id, run_name=f"{name}-{method}-seed{run['seed']}",
+                                   tags=tags).info.run_id
+        metrics = dict(result["overall"], direction_auc=result["direction_auc"])
+        metrics.update({f"low_{key}": value for key, value in low_degree_metrics(result).items()})
+        tracking.log_metrics(client, run_id, {key: float(value) for key, value in metrics.items()
+                                              if value is not None and np.isfinite(value)})
+        client.set_terminated(run_id, "FINISHED")
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -116,34 +261,40 @@ def summary_frame(summary: dict[str, Any], keys: list[str]) -> pd.DataFrame:
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     config = section(params, "compare")
-    base_ingest = dict(section(params, "ingest"))
-    train_config = dict(section(params, "train"))
-    if args.edges:
-        name = args.name or Path(args.edges).name.split(".")[0]
-        ingest_config = dict(base_ingest, edges=args.edges)
-        overrides: dict[str, Any] = {}
-    else:
-        name = args.dataset or section(params, "base")["dataset"]
-        datasets = config.get("datasets", {})
-        if name not in datasets:
-            raise ConfigError(f"params.yaml: compare.datasets has no '{name}' "
-                              f"(known: {', '.join(datasets)}); or pass --edges FILE")
-        ingest_config = dict(base_ingest, **{k: v for k, v in datasets[name].items() if k != "train"})
-        overrides = datasets[name].get("train", {})
-    train_config.update(overrides)
+    name, params = settings(params, args)
     variants = args.variants or list(config["variants"])
+    for variant in variants:
+        get_variant(variant)  # a typo fails before any work
+    tuned_variants = list(config.get("tuned_variants", ["blade"]))
     seeds = args.seeds or [int(seed) for seed in config["seeds"]]
+    experiment = str(config.get("mlflow_experiment", "blade-compare"))
+    edges = Path(params["ingest"]["edges"])
+    if not edges.is_file():
+        raise FileNotFoundError(f"{edges}: no such edge list (run `dvc pull` for the bundled graphs)")
     started = time.perf_counter()
-    report = compare(name, ingest_config, train_config, section(params, "neighbourhood"),
-                     section(params, "evaluate"), variants, seeds)
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    report["threads"] = torch.get_num_threads()
+    tuned = tune_dataset(name, params, seeds[0], experiment)
+    runs = []
+    for seed in seeds:
+        run = run_seed(name, params, tuned, variants, tuned_variants, seed)
+        log_to_mlflow(name, experiment, run, tuned)
+        runs.append(run)
+    report = {
+        "name": name, "edges": str(edges), "seeds": seeds, "variants": variants,
+        "tuned_variants": tuned_variants, "tuned": tuned, "train": params["train"],
+        "neighbourhood": params["neighbourhood"], "evaluate": params["evaluate"],
+        "split": params["ingest"]["split"], "runs": runs, "summary": summarise(runs),
+        "compute_seconds": round(tuned.get("seconds", 0.0) + sum(run["seconds"] for run in runs), 1),
+        "seconds": round(time.perf_counter() - started, 1), "environment": tracking.environment(),
+    }
     write_json(REPORT_DIR / f"{name}.json", report)
-    keys = ["hit_rate@10", "mrr@10", "low_hit_rate@10", "low_mrr@10", "direction_auc"]
     run = report["runs"][0]
     print(f"\n{name}: {run['nodes']:,} nodes, {run['edges']:,} edges; filtered ranking of "
           f"{run['evaluated_edges']:,} of {run['test_edges']:,} test edges; seeds {seeds}; "
-          f"low = query training in-degree <= 2; {report['seconds']:.0f} s")
-    print(summary_frame(report["summary"], keys).to_string(index=False))
+          f"low = query training in-degree <= {params['evaluate'].get('low_degree_max', 2)}; "
+          f"{report['compute_seconds']:.0f} s of compute")
+    if tuned:
+        print(f"tuned ({tuned['trials'].get('complete', 0)} trials on seed {seeds[0]}'s validation edges): "
+              f"{tuned['overrides']}")
+    print(summary_frame(report["summary"], SUMMARY_KEYS).to_string(index=False))
     print(json.dumps({"report": str(REPORT_DIR / f"{name}.json")}))
     return report

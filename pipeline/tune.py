@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,18 +183,52 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any
     return objective
 
 
-def main(params: dict[str, Any]) -> dict[str, Any]:
-    tune = section(params, "tune")
-    section(params, "train")
+def default_trial(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The values ``params`` already has for the keys of ``space`` that lie inside it: enqueued as
+    trial 0 when ``include_defaults`` is set, so the study's best is never worse than the defaults."""
+    values: dict[str, Any] = {}
+    for key, spec in space.items():
+        section_name, _, name = key.partition(".")
+        value = params.get(section_name, {}).get(name)
+        if value is None:
+            continue
+        inside = (value in spec["choices"]) if "choices" in spec else spec["low"] <= value <= spec["high"]
+        if inside:
+            values[key] = value
+    return values
+
+
+@dataclass
+class StudyResult:
+    name: str
+    storage: str
+    best_trial: int
+    best_value: float
+    overrides: dict[str, Any]
+    counts: dict[str, int]
+    seconds: float
+    parent_run_id: str
+    best_run_id: str | None
+    default_value: float | None  # trial 0's value when it was the enqueued defaults
+
+    def metrics(self) -> dict[str, Any]:
+        return {"best_val_mrr@10": round(self.best_value, 5), "best_trial": self.best_trial,
+                "trials_complete": self.counts["complete"], "trials_pruned": self.counts["pruned"],
+                "trials_failed": self.counts["fail"], "seconds": round(self.seconds, 1)}
+
+
+def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], name: str,
+              storage: str, experiment: str) -> StudyResult:
+    """Create or resume study ``name`` in ``storage``, run its missing trials, return the best.
+
+    ``tune`` holds the budget (``n_trials``, ``timeout_seconds``, ``max_epochs``), the sampler and
+    pruner settings and the ``space``; ``params`` everything a trial does not vary.
+    """
     seed = int(section(params, "base")["seed"])
-    name = study_name(params, tune)
-    storage = storage_url(tune)
     n_trials = int(tune.get("n_trials", 6))
     timeout = tune.get("timeout_seconds")
-    graph = load_split_graph()
     if graph.val.shape[1] == 0:
         raise ConfigError("tune needs validation edges: set ingest.split.val > 0")
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=name, storage=storage, load_if_exists=True, direction="maximize",
@@ -201,11 +236,14 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=int(tune.get("pruner_startup_trials", 2)),
                                            n_warmup_steps=0),
     )
+    defaults = default_trial(params, section(tune, "space")) if tune.get("include_defaults") else {}
+    if defaults and not study.trials:
+        study.enqueue_trial(defaults, user_attrs={"defaults": True})
     done = sum(trial.state in FINISHED for trial in study.trials)
     remaining = max(n_trials - done, 0)
     client = tracking.client()
-    experiment_id = tracking.experiment_id(client, str(params.get("mlflow", {}).get("experiment", "blade")))
-    parent_id = parent_run(client, experiment_id, name, storage, params)
+    experiment_id = tracking.experiment_id(client, experiment)
+    parent_id = parent_run(client, experiment_id, name, storage, dict(params, tune=tune))
     log.info("tune: study %s in %s: %d of %d trials finished, running %d (timeout %s s)",
              name, storage, done, n_trials, remaining, timeout)
     started = time.perf_counter()
@@ -223,19 +261,31 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"tune: no trial of study {name} completed ({counts}); "
                           "raise tune.timeout_seconds or tune.n_trials")
     best = study.best_trial
-    best_params = {
-        "study": name, "storage": storage, "trial": best.number, "value": best.value,
-        "mlflow_parent_run_id": parent_id, "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
-        "overrides": best.params,
-    }
-    write_json(BEST_PARAMS_PATH, best_params)
-    metrics = {"best_val_mrr@10": round(best.value, 5), "best_trial": best.number,
-               "trials_complete": counts["complete"], "trials_pruned": counts["pruned"],
-               "trials_failed": counts["fail"], "seconds": round(seconds, 1)}
-    write_json(METRICS_PATH, metrics)
-    tracking.log_metrics(client, parent_id, {key: value for key, value in metrics.items()})
-    client.log_dict(parent_id, best_params, "best_params.json")
+    default_value = next((trial.value for trial in completed if trial.user_attrs.get("defaults")), None)
+    result = StudyResult(name, storage, best.number, float(best.value), dict(best.params), counts,
+                         seconds, parent_id, best.user_attrs.get("mlflow_run_id"), default_value)
+    tracking.log_metrics(client, parent_id, result.metrics())
     client.set_terminated(parent_id, "FINISHED")
     log.info("tune: best trial %d, val MRR@10 %.4f: %s (complete %d, pruned %d, %.0f s)", best.number,
              best.value, best.params, counts["complete"], counts["pruned"], seconds)
+    return result
+
+
+def main(params: dict[str, Any]) -> dict[str, Any]:
+    tune = section(params, "tune")
+    section(params, "train")
+    name = study_name(params, tune)
+    storage = storage_url(tune)
+    graph = load_split_graph()
+    result = run_study(graph, params, tune, name, storage,
+                       str(params.get("mlflow", {}).get("experiment", "blade")))
+    best_params = {
+        "study": name, "storage": storage, "trial": result.best_trial, "value": result.best_value,
+        "mlflow_parent_run_id": result.parent_run_id, "mlflow_run_id": result.best_run_id,
+        "overrides": result.overrides,
+    }
+    write_json(BEST_PARAMS_PATH, best_params)
+    metrics = result.metrics()
+    write_json(METRICS_PATH, metrics)
+    tracking.client().log_dict(result.parent_run_id, best_params, "best_params.json")
     return metrics

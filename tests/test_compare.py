@@ -4,31 +4,62 @@ import argparse
 import json
 
 import pytest
+import torch
 import yaml
 
-from pipeline import compare
+from models.graph import in_out_degrees
+from pipeline import compare, tracking
+from pipeline import tune as tune_stage
+from pipeline.artifacts import load_split_graph
 from tests.conftest import PROJECT_ROOT
 
 EDGES = [(i, (i + 1) % 6) for i in range(6)] + [(6 + i, 6 + (i + 1) % 6) for i in range(6)]
 EDGES += [(0, 6), (6, 0), (3, 9), (1, 7), (2, 8), (4, 10), (5, 11), (11, 5), (0, 3), (9, 2)]
 
 
-@pytest.mark.slow
-def test_compare_on_a_user_edge_list_over_two_seeds(in_project_tmp):
+def tiny_params() -> dict:
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["ingest"]["split"] = {"train": 0.6, "val": 0.2, "test": 0.2}
     params["neighbourhood"].update({"n_min": 1, "n_max": 3})
     params["train"].update({"dim": 8, "batch_size": 8, "max_epochs": 2, "fixed_fanout": 2,
                             "accelerator": "cpu", "devices": 1})
+    params["tune"]["space"] = {"neighbourhood.n_max": {"low": 2, "high": 4, "int": True},
+                               "train.dim": {"choices": [8, 16]}}
+    params["compare"]["tune"] = {"n_trials": 3, "max_epochs": 2, "include_defaults": True,
+                                 "startup_trials": 3, "pruner_startup_trials": 3}
+    return params
+
+
+@pytest.mark.slow
+def test_compare_tunes_then_runs_every_seed_and_resumes(in_project_tmp, monkeypatch):
+    params = tiny_params()
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
     args = argparse.Namespace(dataset=None, edges="mine.csv", name=None, seeds=[0, 1],
-                              variants=["blade", "daemon"])
+                              variants=["blade", "daemon", "sage"], trials=None)
     report = compare.main(params, args)
     assert report["name"] == "mine" and report["seeds"] == [0, 1]
     assert [run["seed"] for run in report["runs"]] == [0, 1]
-    methods = {"blade", "daemon", "popularity", "cooccurrence"}
+    methods = {"blade", "daemon", "sage", "popularity", "cooccurrence"}
     assert all(set(run["methods"]) == methods for run in report["runs"])
+
+    # the study: 3 trials on seed 0's split, trial 0 = params.yaml's values (n_max 3, dim 8)
+    tuned = report["tuned"]
+    assert tuned["trials"]["complete"] == 3 and tuned["split_seed"] == 0
+    assert tuned["default_val_mrr@10"] is not None
+    assert tuned["best_val_mrr@10"] >= tuned["default_val_mrr@10"]
+    assert set(tuned["overrides"]) == {"neighbourhood.n_max", "train.dim"}
+    # the dual models get the tuned values, the undirected baseline keeps params.yaml's
+    run = report["runs"][0]["methods"]
+    assert run["blade"]["tuned"] and run["daemon"]["tuned"] and not run["sage"]["tuned"]
+
+    # alpha_hat: the maximum-likelihood fit of the seed's training in-degrees at d_min = 1
+    graph = load_split_graph(in_project_tmp / "outputs/compare/mine/seed0/ingest")
+    train_in, _ = in_out_degrees(graph.train, graph.num_nodes)
+    tail = train_in[train_in >= 1].double()
+    expected = 1 + tail.numel() / torch.log(tail).sum().item()
+    assert report["runs"][0]["power_law"]["alpha_hat"] == pytest.approx(expected, abs=1e-4)
+
     # the summary is the mean and (population) std of the two seeds' values
     values = [run["methods"]["blade"]["overall"]["mrr@10"] for run in report["runs"]]
     cell = report["summary"]["blade"]["mrr@10"]
@@ -38,9 +69,30 @@ def test_compare_on_a_user_edge_list_over_two_seeds(in_project_tmp):
     saved = json.loads((in_project_tmp / "reports" / "compare" / "mine.json").read_text())
     assert saved["summary"] == report["summary"]
 
+    # MLflow: one run per seed and method, tagged for the UI
+    client = tracking.client()
+    experiment = client.get_experiment_by_name("blade-compare")
+    runs = client.search_runs([experiment.experiment_id], "tags.stage = 'compare'")
+    assert sorted((r.data.tags["method"], r.data.tags["seed"]) for r in runs) == sorted(
+        (method, str(seed)) for method in methods for seed in (0, 1))
+
+    # a re-run re-uses the study and every finished seed: nothing trains
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("a finished seed was trained again")
+
+    monkeypatch.setattr(compare, "fit_variant", no_training)
+    monkeypatch.setattr(tune_stage, "fit_variant", no_training)
+    again = compare.main(params, args)
+    assert again["summary"] == report["summary"] and again["tuned"]["overrides"] == tuned["overrides"]
+    # a changed setting invalidates the seeds (the study too: it is part of its name)
+    params["train"]["num_negatives"] = 3
+    with pytest.raises(AssertionError, match="trained again"):
+        compare.main(params, args)
+
 
 def test_compare_rejects_an_unknown_dataset(in_project_tmp):
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    args = argparse.Namespace(dataset="nope", edges=None, name=None, seeds=None, variants=None)
+    args = argparse.Namespace(dataset="nope", edges=None, name=None, seeds=None, variants=None,
+                              trials=None)
     with pytest.raises(compare.ConfigError, match="compare.datasets has no 'nope'"):
         compare.main(params, args)

@@ -1,0 +1,124 @@
+"""`blade report`: gains, tables and disagreements from hand-made comparison results."""
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline import report
+from pipeline.compare import summarise
+from pipeline.config import ConfigError
+from tests.conftest import PROJECT_ROOT
+
+METRICS = ["hit_rate@5", "mrr@5", "hit_rate@10", "mrr@10", "hit_rate@20", "mrr@20"]
+
+
+def method_result(value: float, low: float, auc: float) -> dict:
+    """Every ranking metric equal to ``value`` (``low`` for the low-degree bucket)."""
+    overall = dict.fromkeys(METRICS, value) | {"count": 10}
+    return {"overall": overall, "direction_auc": auc,
+            "buckets": {"q1: d_in 0": dict.fromkeys(METRICS, low) | {"count": 4},
+                        "q2: d_in 1-9": dict.fromkeys(METRICS, value) | {"count": 6},
+                        "low: d_in <= 2": dict.fromkeys(METRICS, low) | {"count": 4}}}
+
+
+def comparison(name: str, seeds: dict[int, dict[str, tuple[float, float, float]]]) -> dict:
+    runs = [{"seed": seed, "nodes": 12, "edges": 40, "evaluated_edges": 8, "test_edges": 8,
+             "seconds": 1.0, "power_law": {"d_min": 1, "alpha_hat": 2.5, "alpha_used": 2.5},
+             "methods": {method: method_result(*values) for method, values in methods.items()}}
+            for seed, methods in seeds.items()]
+    return {"name": name, "seeds": list(seeds), "runs": runs, "summary": summarise(runs),
+            "split": {"train": 0.75, "val": 0.05, "test": 0.2},
+            "tuned": {"overrides": {"neighbourhood.n_max": 7, "train.learning_rate": 0.002},
+                      "best_val_mrr@10": 0.31, "default_val_mrr@10": 0.29,
+                      "trials": {"complete": 3, "pruned": 1}, "seconds": 12.0},
+            "neighbourhood": {"alpha_multiplier": 1.0, "d_min": 1, "n_min": 2, "n_max": 10,
+                              "h_max": 2, "beta": 1.0},
+            "train": {"learning_rate": 0.001, "dim": 64}, "compute_seconds": 120.0,
+            "environment": {"cpu": "Test CPU", "cpu_count": 2, "memory_gib": 24.0,
+                            "git_commit": "abcdef1234567", "packages": {}}}
+
+
+# (overall value, low-degree value, direction AUC) per method and seed
+SMALL = comparison("small", {
+    1: {"blade": (0.30, 0.20, 0.8), "no_adaptive": (0.50, 0.10, 0.7), "daemon": (0.20, 0.10, 0.6),
+        "sage": (0.25, 0.25, 0.5), "popularity": (0.05, 0.01, 0.9)},
+    2: {"blade": (0.30, 0.30, 0.8), "no_adaptive": (0.50, 0.10, 0.7), "daemon": (0.20, 0.10, 0.6),
+        "sage": (0.25, 0.25, 0.5), "popularity": (0.05, 0.01, 0.9)},
+})
+
+
+def test_relative_gain_is_over_the_best_non_ablation_method():
+    # no_adaptive (0.50) is an ablation: the best other method is sage at 0.25
+    gain, best = report.relative_gain(SMALL, "hit_rate@10")
+    assert best == "sage" and gain == pytest.approx((0.30 - 0.25) / 0.25)
+    # low-degree: BLADE's mean over the two seeds is (0.2 + 0.3) / 2 = 0.25, equal to sage's
+    gain, best = report.relative_gain(SMALL, "low_mrr@10")
+    assert best == "sage" and gain == pytest.approx(0.0)
+    # over DAEMON alone: 0.30 / 0.20 - 1 = +50% on every metric
+    assert report.gain_range([SMALL], "", "daemon") == pytest.approx((0.5, 0.5))
+    assert report.percent(0.5) == "+50.0%" and report.percent(-0.125) == "-12.5%"
+
+
+def test_gain_range_spans_datasets_and_metrics():
+    behind = comparison("behind", {1: {"blade": (0.10, 0.10, 0.5), "sage": (0.40, 0.40, 0.5)}})
+    low, high = report.gain_range([SMALL, behind])
+    assert low == pytest.approx(0.10 / 0.40 - 1) and high == pytest.approx(0.30 / 0.25 - 1)
+
+
+def test_disagreements_name_the_method_that_beats_blade():
+    lines = report.disagreements([SMALL])
+    # overall: no_adaptive 0.50 > 0.30 (ablations count here); direction: popularity 0.9 > 0.8
+    assert "- small, HR@10: w/o LA 0.5000 beats BLADE 0.3000." in lines
+    assert "- small, direction AUC: popularity 0.9000 beats BLADE 0.8000." in lines
+    assert not any("low-degree" in line for line in lines)  # BLADE's 0.25 ties sage's 0.25
+
+
+def test_report_renders_tables_plots_and_headline(tmp_path):
+    output = tmp_path / "docs" / "report.md"
+    text = report.render([SMALL], output, headline="small")
+    assert output.read_text() == text
+    assert (tmp_path / "docs" / "report" / "hit_rate_by_degree.png").stat().st_size > 0
+    assert (tmp_path / "docs" / "report" / "overall.png").stat().st_size > 0
+    assert ("- **small, all queries:** BLADE vs the best other method: HR@10 0.3000 vs 0.2500 "
+            "(GraphSAGE (undirected)), +20.0%") in text
+    # mean ± population std over the two seeds: BLADE's low-degree HR@5 is 0.25 ± 0.05, tied
+    # with sage's 0.25 ± 0: both bold
+    assert "| BLADE (tuned) | **0.2500 ± 0.0500** |" in text
+    assert "| GraphSAGE (undirected) | **0.2500 ± 0.0000** |" in text
+    # the best value of a column is bold: w/o LA's 0.5 overall
+    assert "| w/o LA | **0.5000 ± 0.0000** |" in text
+    # tuned values override params.yaml's; the others are params.yaml's
+    assert "| small | 1 | 1 | 2 | 7 | 2 | 1 | 0.002 | 64 | 2.500 | 2.500 | 0.3100 | 0.2900 |" in text
+    assert "Test CPU, 2 cores, 24.0 GiB RAM" in text
+
+
+def test_main_reads_a_folder_and_names_a_broken_file(tmp_path):
+    folder = tmp_path / "compare"
+    folder.mkdir()
+    (folder / "small.json").write_text(json.dumps(SMALL))
+    args = argparse.Namespace(reports=str(folder), output=str(tmp_path / "r.md"), headline=None)
+    assert report.main({"base": {"dataset": "small"}}, args) == {"datasets": 1}
+    assert "small, all queries" in (tmp_path / "r.md").read_text()
+    (folder / "broken.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
+        report.main({}, args)
+    with pytest.raises(FileNotFoundError, match="no comparison results"):
+        report.main({}, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None))
+
+
+def test_report_pipeline_covers_every_bundled_graph():
+    """reports/dvc.yaml's foreach list, the report's inputs and compare.datasets name the same
+    graphs, and DVC parses the file into compare@<graph> -> report."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    stages = yaml.safe_load((PROJECT_ROOT / "reports" / "dvc.yaml").read_text())["stages"]
+    graphs = set(params["compare"]["datasets"])
+    assert set(stages["compare"]["foreach"]) == graphs
+    assert {f"reports/compare/{name}.json" for name in graphs} <= set(stages["report"]["deps"])
+    dag = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "reports/dvc.yaml:report"],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
+    for name in graphs:
+        assert f'"reports/dvc.yaml:compare@{name}" -> "reports/dvc.yaml:report"' in dag
