@@ -94,22 +94,6 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
     return name, params
 
 
-# The code a result depends on: a change to any of it re-runs the study and the seeds.
-RESULT_CODE = ("models/*.py", "pipeline/train.py", "pipeline/evaluate.py", "pipeline/ingest.py",
-               "pipeline/readers.py", "pipeline/artifacts.py", "pipeline/tune.py")
-
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def code_digest(root: Path = PROJECT_ROOT) -> str:
-    digest = hashlib.md5()
-    for pattern in RESULT_CODE:
-        for path in sorted(root.glob(pattern)):
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 def file_digest(path: str | Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as handle:
@@ -150,7 +134,7 @@ def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) 
     fixed = {key: study_params[key] for key in ("ingest", "neighbourhood", "train")}
     digest = tracking.config_digest([fixed, tune.get("space"), tune.get("max_epochs"),
                                      tune.get("include_defaults"), seed,
-                                     file_digest(params["ingest"]["edges"]), code_digest()])
+                                     file_digest(params["ingest"]["edges"]), tracking.code_digest()])
     storage = f"sqlite:///{(WORK_DIR / name / 'optuna.db').resolve()}"
     (WORK_DIR / name).mkdir(parents=True, exist_ok=True)
     result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}-{digest}", storage, experiment)
@@ -171,7 +155,7 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
     evaluate_config = params["evaluate"]
     stamp = fingerprint(params["ingest"], file_digest(params["ingest"]["edges"]), params["train"],
                         params["neighbourhood"], tuned.get("overrides", {}), evaluate_config,
-                        variants, tuned_variants, seed, code_digest())
+                        variants, tuned_variants, seed, tracking.code_digest())
     cached = directory / "results.json"
     if cached.is_file():
         saved = json.loads(cached.read_text())

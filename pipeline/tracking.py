@@ -223,6 +223,21 @@ def config_digest(values: Any) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+# The code a trained result depends on: a change to any of it starts a new Optuna study and
+# re-runs `blade compare`'s seeds instead of re-using results of the old code.
+RESULT_CODE = ("models/*.py", "pipeline/train.py", "pipeline/evaluate.py", "pipeline/ingest.py",
+               "pipeline/readers.py", "pipeline/artifacts.py", "pipeline/tune.py")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def code_digest(root: Path = PROJECT_ROOT) -> str:
+    digest = hashlib.md5()
+    for pattern in RESULT_CODE:
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 class EpochMetricsLogger(pl.Callback):
     """Logs every epoch's training and validation metrics to one MLflow run (rank 0 only).
 

@@ -13,8 +13,8 @@ Resuming: the study lives in ``tune.storage`` (SQLite under ``outputs/tune`` by 
 between runs by DVC's ``persist``). A re-run loads it and runs only the trials still missing
 from ``tune.n_trials`` (complete and pruned trials count; a trial that was running when the
 process died does not). The study's name carries a digest of everything that shapes a trial
-(search space, fixed parameters, seed, data), so a changed configuration starts a new study
-instead of mixing results.
+(search space, fixed parameters, seed, data, the model and training code), so a changed
+configuration or code starts a new study instead of mixing results.
 
 MLflow: one parent run per study (re-used on resume) and one nested run per trial with its
 values, per-epoch metrics, its state and the environment. Outputs: ``outputs/tune/best_params.json``
@@ -103,7 +103,7 @@ def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int
 def study_name(params: dict[str, Any], tune: dict[str, Any]) -> str:
     fixed = {name: params.get(name) for name in ("base", "ingest", "neighbourhood", "train")}
     digest = tracking.config_digest([fixed, tune.get("space"), tune.get("max_epochs"),
-                                     tracking.data_version()])
+                                     tracking.data_version(), tracking.code_digest()])
     return f"{tune.get('study_name', 'blade')}-{digest}"
 
 

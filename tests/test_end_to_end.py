@@ -244,3 +244,21 @@ def test_spark_udf_scores_with_the_registered_model(tiny_project: Path):
     for query in ("3", "7"):
         assert rows[query]["product_ids"] == ours[ours.query_id == query].product_id.tolist()
     assert rows["not-a-product"]["product_ids"] == []
+
+
+def test_compare_and_report_on_a_user_edge_list(tiny_project: Path):
+    """What a user runs on their own graph: `blade compare --edges FILE`, then `blade report`."""
+    run(["blade", "compare", "--edges", "data/tiny/edges.txt", "--name", "mine", "--seeds", "0", "1",
+         "--trials", "2", "--variants", "blade", "daemon"], tiny_project)
+    saved = json.loads((tiny_project / "reports" / "compare" / "mine.json").read_text())
+    assert saved["seeds"] == [0, 1] and saved["tuned"]["trials"]["complete"] == 2
+    assert set(saved["summary"]) == {"blade", "daemon", "popularity", "cooccurrence"}
+    run(["blade", "report", "--headline", "mine"], tiny_project)
+    text = (tiny_project / "docs" / "report.md").read_text()
+    assert "- **mine, all queries:** BLADE vs the best other method" in text
+    assert (tiny_project / "docs" / "report" / "hit_rate_by_degree.png").is_file()
+    result = subprocess.run(["blade", "report", "--reports", "nowhere"], cwd=tiny_project,
+                            capture_output=True, text=True,
+                            env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
+                                                      f"{os.environ.get('PATH', '')}"))
+    assert result.returncode == 2 and "nowhere: no comparison results" in result.stderr

@@ -107,3 +107,16 @@ def test_changed_search_space_starts_a_new_study(project):
     name = tune_stage.study_name(project, project["tune"])
     project["tune"]["space"]["train.learning_rate"]["high"] = 0.1
     assert tune_stage.study_name(project, project["tune"]) != name
+
+
+def test_code_digest_follows_the_model_and_training_code(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "models" / "encoder.py").write_text("SCALE = 10\n")
+    (tmp_path / "pipeline" / "train.py").write_text("EPOCHS = 3\n")
+    (tmp_path / "pipeline" / "report.py").write_text("TITLE = 'a'\n")
+    before = tracking.code_digest(tmp_path)
+    (tmp_path / "pipeline" / "report.py").write_text("TITLE = 'b'\n")  # not result code
+    assert tracking.code_digest(tmp_path) == before
+    (tmp_path / "models" / "encoder.py").write_text("SCALE = 5\n")
+    assert tracking.code_digest(tmp_path) != before
