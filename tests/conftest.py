@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,28 @@ def in_project_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _quiet_threads() -> None:
     # Two cores here: keep torch from oversubscribing when pytest runs other work.
     os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow_uris():
+    """``mlflow.set_tracking_uri`` / ``set_registry_uri`` also export ``MLFLOW_*_URI`` for child
+    processes: restore both (and MLflow's in-process URIs) after every test, so one test's
+    temporary store never becomes the next test's, or its subprocesses', store."""
+    saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if "mlflow" in sys.modules:
+        import mlflow.tracking._model_registry.utils as registry_utils
+        import mlflow.tracking._tracking_service.utils as tracking_utils
+
+        tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = None
+    if "pipeline.tracking" in sys.modules:
+        sys.modules["pipeline.tracking"]._uri_set_here = None

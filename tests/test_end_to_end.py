@@ -25,7 +25,8 @@ def run(command: list[str], cwd: Path,
         extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store, whatever an earlier test set
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(variable, None)  # the project's own store, whatever an earlier test set
     env.update(extra_env or {})
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
@@ -226,6 +227,7 @@ def test_spark_udf_scores_with_the_registered_model(tiny_project: Path):
     os.environ["PYSPARK_PYTHON"] = sys.executable  # Spark's workers: this environment's Python
     uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # MLFLOW_REGISTRY_URI may name another store otherwise
     spark = (pyspark.sql.SparkSession.builder.master("local[1]").appName("blade-test")
              .config("spark.ui.enabled", "false").getOrCreate())
     try:
