@@ -84,6 +84,8 @@ def test_compare_tunes_then_runs_every_seed_and_resumes(in_project_tmp, monkeypa
     monkeypatch.setattr(tune_stage, "fit_variant", no_training)
     again = compare.main(params, args)
     assert again["summary"] == report["summary"] and again["tuned"]["overrides"] == tuned["overrides"]
+    # its tuning time is the study's, summed over the trials of both sessions, not this run's 0 s
+    assert again["tuned"]["seconds"] == tuned["seconds"] > 0
     # a changed setting invalidates the seeds (the study too: it is part of its name)
     params["train"]["num_negatives"] = 3
     with pytest.raises(AssertionError, match="trained again"):
