@@ -85,6 +85,27 @@ class EpochTimer(pl.Callback):
                  trainer.max_epochs, shown, self.durations[-1])
 
 
+class BestWeights(pl.Callback):
+    """Keeps a CPU copy of the weights of the best validation epoch so far (``MONITOR``, higher is
+    better), for runs without checkpoints: tuning trials and ``blade compare``. Early stopping
+    ends ``early_stopping_patience`` epochs after the best epoch, and the best epoch's weights,
+    not the last ones, are the model to evaluate."""
+
+    def __init__(self) -> None:
+        self.best_score: float | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(MONITOR)
+        if trainer.sanity_checking or value is None:
+            return
+        value = float(value)
+        if self.best_score is None or value > self.best_score:
+            self.best_score = value
+            self.state = {name: tensor.detach().to("cpu", copy=True)
+                          for name, tensor in pl_module.state_dict().items()}
+
+
 def sparse_features(graph: SplitGraph) -> torch.Tensor | None:
     if graph.features is None:
         return None
@@ -182,7 +203,10 @@ def fit_variant(
     logger: Any = False,
     progress: bool = True,
 ) -> FitResult:
-    """Train one variant; resume from ``checkpoint_dir/last.ckpt`` if it has the same fingerprint."""
+    """Train one variant; resume from ``checkpoint_dir/last.ckpt`` if it has the same fingerprint.
+
+    The returned module holds the weights of the best validation epoch (from the best checkpoint,
+    or kept in memory when ``checkpoint_dir`` is None) and ``best_score`` is that epoch's score."""
     variant = get_variant(variant_name)
     pl.seed_everything(seed, workers=True, verbose=False)
     module = build_module(variant, graph, neighbourhood, config, seed)
@@ -194,6 +218,9 @@ def fit_variant(
     all_callbacks = [timer, *(callbacks or [])]
     checkpoint = None
     resume_from = None
+    best_weights = BestWeights() if checkpoint_dir is None and module.validation is not None else None
+    if best_weights is not None:
+        all_callbacks.append(best_weights)
     if module.validation is not None:
         all_callbacks.append(pl.callbacks.EarlyStopping(
             MONITOR, mode="max", patience=int(config.get("early_stopping_patience", 3))))
@@ -230,6 +257,9 @@ def fit_variant(
         state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     best = checkpoint.best_model_score if checkpoint is not None else None
+    if best_weights is not None and best_weights.state is not None:
+        module.load_state_dict(best_weights.state)
+        best = best_weights.best_score
     if best is None:
         best = trainer.callback_metrics.get(MONITOR)
     durations = timer.durations or [seconds]

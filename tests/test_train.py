@@ -112,3 +112,33 @@ def test_variant_samplers_follow_their_flags(graph):
     assert int(torch.bincount(hoods.out_index[0], minlength=10).max()) <= 2
     assert int(hoods.out_hop.max()) == 1
     assert int(adaptive.sample(torch.Generator().manual_seed(0)).out_hop.max()) == 2
+
+
+class RecordValidation(pl.Callback):
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.scores.append(float(trainer.callback_metrics["val_mrr@10"]))
+
+
+def validation_score(module) -> float:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    [metrics] = trainer.validate(module, DataLoader(TensorDataset(torch.zeros(1)), batch_size=1),
+                                 verbose=False)
+    return metrics["val_mrr@10"]
+
+
+def test_without_checkpoints_the_best_epoch_is_kept_not_the_last(graph):
+    # A learning rate this high makes validation MRR@10 go up and down on the tiny graph.
+    config = dict(CONFIG, learning_rate=0.5, max_epochs=6)
+    recorder = RecordValidation()
+    result = fit_variant("blade", graph, NEIGHBOURHOOD, config, seed=1, checkpoint_dir=None,
+                         callbacks=[recorder], progress=False)
+    scores = recorder.scores
+    assert len(scores) == 6 and scores[-1] < max(scores)  # the case this test is about
+    assert result.best_score == pytest.approx(max(scores))
+    assert validation_score(result.module) == pytest.approx(max(scores))
