@@ -349,10 +349,10 @@ Why we think our numbers differ from the paper's:
   one split's validation edges (a few hundred on the citation graphs), and a trial scores its
   best epoch; the chosen values are then used for every seed and every dual-embedding variant.
   Taking the best of many noisy validation scores favours lucky ones. On citeseer this moved the
-  whole table: when a trial scored its last epoch (commit f467f4b, 12 trials), the study chose
-  values that gave BLADE a test MRR@10 of 0.130 and made it the best non-ablation method;
-  scoring the best epoch, as now, the chosen values give about 0.10 with 12 trials (commit
-  5d9428b) or 40 trials (this report), and GraphSAGE, which keeps params.yaml's values, comes
+  whole table. A study scoring each trial's last epoch (commit f467f4b, 12 trials) chose values
+  that gave BLADE a test MRR@10 of 0.130; scoring the best epoch, 12 trials (commit 5d9428b)
+  and the same study resumed to 40 trials (commit a256e97) chose values giving about 0.10, with
+  GraphSAGE first; a fresh 40-trial study (this report) chose values giving 0.129, with BLADE
   first. A larger validation split or a study scored over several splits would make the choice
   more stable; we have not run either.
 - **Variance.** Each seed is a different random split, initialisation, sampling and query
