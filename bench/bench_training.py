@@ -1,11 +1,19 @@
-"""Training throughput of BLADE on the ingested graph (default: amazon0302), on this machine.
+"""Training speed of BLADE on the ingested graph (default: amazon0302): epoch time and time to
+convergence, on this machine, in one run.
 
-    blade ingest && python bench/bench_training.py [--epochs 1] [--set train.dim=32 ...]
+    blade ingest && python bench/bench_training.py [--variant blade] [--set train.dim=32 ...]
 
-Runs real Lightning epochs (no validation) of the configured `blade` variant and prints, measured
-in this one run: seconds per epoch, training edges per second, and the share of the epoch spent
-in the neighbourhood sampler (drawn once per epoch) and in building each batch's computation
-graph (leakage masks, node sets, sub-matrices).
+Trains the configured variant with ``params.yaml``'s ``train`` settings (no tuned values, no
+checkpoints) until early stopping ends it, validating after every epoch as training does, and
+prints:
+
+- seconds per training epoch (sampling, split and steps; without validation), its parts
+  (the epoch's neighbourhood draw and matrices, the optimiser steps) and training edges per second;
+- seconds per validation (full-graph inference and ranking ``train.val_queries`` edges);
+- the validation MRR@10 curve, the best epoch, the wall time to reach it (time to convergence)
+  and the wall time until early stopping.
+
+``--max-epochs`` caps the run (the default is ``train.max_epochs``).
 """
 
 from __future__ import annotations
@@ -17,19 +25,22 @@ import warnings
 import pytorch_lightning as pl
 import torch
 
-from models.batching import computation_graph
-from models.loss import sample_negatives
-from models.variants import get_variant
 from pipeline.artifacts import load_split_graph
 from pipeline.config import apply_overrides, load_params
-from pipeline.train import build_module, fit_variant
+from pipeline.train import MONITOR, fit_variant
 
 
-class SamplerClock(pl.Callback):
-    """Times the sampler + epoch aggregation (on_train_epoch_start) and the batch masks."""
+class Clock(pl.Callback):
+    """Wall times of every epoch's start hook (sampling, split, matrices), training part and
+    validation, and the validation score after each epoch."""
 
     def __init__(self) -> None:
-        self.sampling = 0.0
+        self.epoch_start = 0.0
+        self.setup_seconds: list[float] = []
+        self.train_seconds: list[float] = []
+        self.validation_seconds: list[float] = []
+        self.scores: list[float] = []
+        self.ends: list[float] = []
 
     def setup(self, trainer, pl_module, stage) -> None:
         original = pl_module.on_train_epoch_start
@@ -37,68 +48,61 @@ class SamplerClock(pl.Callback):
         def timed() -> None:
             started = time.perf_counter()
             original()
-            self.sampling += time.perf_counter() - started
+            self.setup_seconds.append(time.perf_counter() - started)
 
         pl_module.on_train_epoch_start = timed
+        self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.train_seconds.append(time.perf_counter() - self.epoch_start)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.validation_seconds.append(time.perf_counter() - self.validation_start)
+        self.scores.append(float(trainer.callback_metrics[MONITOR]))
+        self.ends.append(time.perf_counter() - self.started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--variant", default="blade")
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--max-epochs", type=int, help="cap on epochs (default: train.max_epochs)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="section.key=value, as for `blade train --set`")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = apply_overrides(load_params(), args.overrides)
-    config = dict(params["train"], max_epochs=args.epochs, val_queries=0)
+    config = dict(params["train"])
+    if args.max_epochs:
+        config["max_epochs"] = args.max_epochs
     graph = load_split_graph()
-    graph.val = graph.val[:, :0]  # no validation: time training alone
     edges = graph.train.shape[1]
-
-    module = build_module(get_variant(args.variant), graph, params["neighbourhood"], config, 0)
-    started = time.perf_counter()
-    hoods = module.sampler.sample(torch.Generator().manual_seed(0))
-    sample_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    out_agg, in_agg = module._aggregations(hoods)
-    aggregation_seconds = time.perf_counter() - started
-    batch = int(config["batch_size"])
-    generator = torch.Generator().manual_seed(0)
-    started = time.perf_counter()
-    repeats = 5
-    for _ in range(repeats):  # what every step does before the encoder runs
-        edge_ids = torch.randperm(edges, generator=generator)[:batch]
-        excluded = torch.zeros(edges, dtype=torch.bool)
-        excluded[edge_ids] = True
-        positives = graph.train[:, edge_ids]
-        negatives = sample_negatives(batch, int(config["num_negatives"]), graph.num_nodes, generator,
-                                     int(config.get("negative_pool", 0)))
-        computation = computation_graph(out_agg, in_agg, positives.reshape(-1),
-                                        torch.cat([positives.reshape(-1), negatives.reshape(-1)]),
-                                        int(config["num_layers"]), excluded)
-    batch_graph_seconds = (time.perf_counter() - started) / repeats
-    layer_nodes = [len(nodes) for nodes in computation.source_nodes + computation.target_nodes]
-
-    clock = SamplerClock()
-    result = fit_variant(args.variant, graph, params["neighbourhood"], config, 0, None,
+    clock = Clock()
+    result = fit_variant(args.variant, graph, params["neighbourhood"], config, args.seed, None,
                          callbacks=[clock], progress=False)
-    epoch = result.seconds_per_epoch
-    steps = -(-edges // int(config["batch_size"]))
+    module = result.module
+    steps = getattr(module, "steps_per_epoch", -(-edges // int(config["batch_size"])))
+    epoch = sum(clock.train_seconds) / len(clock.train_seconds)
+    setup = sum(clock.setup_seconds) / len(clock.setup_seconds)
+    validation = sum(clock.validation_seconds) / max(len(clock.validation_seconds), 1)
+    best = max(range(len(clock.scores)), key=clock.scores.__getitem__)
     print(f"graph: {graph.num_nodes:,} nodes, {edges:,} training edges; variant {args.variant}; "
-          f"dim {config['dim']}, L {config['num_layers']}, batch {config['batch_size']:,} "
-          f"({steps} steps/epoch); {torch.get_num_threads()} threads")
-    print(f"epoch: {epoch:.1f} s  ->  {edges / epoch:,.0f} training edges/s")
-    print(f"sampler (one draw, both directions): {sample_seconds:.2f} s = "
-          f"{sample_seconds / epoch:.1%} of the epoch")
-    print(f"epoch aggregation build: {aggregation_seconds:.2f} s = {aggregation_seconds / epoch:.1%}")
-    print(f"per-batch computation graph (leakage masks, node sets, sub-matrices): "
-          f"{batch_graph_seconds * 1000:.0f} ms x {steps} = {batch_graph_seconds * steps / epoch:.1%}; "
-          f"nodes per layer (source 0..L, target 0..L): {layer_nodes} of {graph.num_nodes:,}")
-    sampler_share = (sample_seconds + aggregation_seconds + batch_graph_seconds * steps) / epoch
-    print(f"sampling, all parts: {sampler_share:.1%} of the epoch")
-    step = (epoch - clock.sampling / args.epochs) / steps - batch_graph_seconds
-    print(f"encode + loss + backward + LazyAdam: {step:.3f} s/step = {step * steps / epoch:.1%}")
+          f"propagation {config.get('propagation', 'minibatch')}, dim {config['dim']}, "
+          f"L {config['num_layers']}, {steps} steps/epoch; {torch.get_num_threads()} threads")
+    print(f"epoch (training, no validation): {epoch:.1f} s  ->  {edges / epoch:,.0f} training edges/s")
+    print(f"  of which the epoch's draw, split and matrices: {setup:.2f} s ({setup / epoch:.1%}); "
+          f"steps: {(epoch - setup) / steps:.2f} s each")
+    print(f"validation ({int(config.get('val_queries', 5000)):,} edges ranked): {validation:.1f} s per epoch")
+    print("validation MRR@10 per epoch: " + " ".join(f"{score:.4f}" for score in clock.scores))
+    print(f"converged: best epoch {best + 1} (MRR@10 {clock.scores[best]:.4f}) reached after "
+          f"{clock.ends[best]:.0f} s; early stopping after {result.epochs} epochs, {clock.ends[-1]:.0f} s")
 
 
 if __name__ == "__main__":

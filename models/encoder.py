@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 AGGREGATIONS = ("mean", "sum", "degree_weighted")
+TARGET_PRIORS = ("none", "degree", "node")
 
 # Standard deviation of the layer-0 ID tables: small, the first layer's L2-norm rescales anyway.
 ID_EMBEDDING_STD = 0.1
@@ -103,21 +104,31 @@ class ComputationGraph:
     in_adj: list[AggregationMatrix]
     source_position: Tensor | None = None
     target_position: Tensor | None = None
+    similarity_adj: AggregationMatrix | None = None
+    target_in_degree: Tensor | None = None
 
     @classmethod
     def full(cls, out_adj: AggregationMatrix, in_adj: AggregationMatrix | None,
-             num_layers: int) -> ComputationGraph:
-        """Every node at every layer, the same ``[N, N]`` matrices at each layer."""
+             num_layers: int, similarity_adj: AggregationMatrix | None = None,
+             target_in_degree: Tensor | None = None) -> ComputationGraph:
+        """Every node at every layer, the same ``[N, N]`` matrices at each layer.
+
+        ``similarity_adj`` (``[N, N]``, symmetric pairs such as reciprocal edges) feeds the
+        similarity channel and ``target_in_degree`` (``[N]``, in-degree in the message-passing
+        graph) the target prior; both only exist for full-graph encoding."""
         in_adj = out_adj if in_adj is None else in_adj
         return cls([None] * (num_layers + 1), [None] * (num_layers + 1),
-                   [out_adj] * num_layers, [in_adj] * num_layers)
+                   [out_adj] * num_layers, [in_adj] * num_layers,
+                   similarity_adj=similarity_adj, target_in_degree=target_in_degree)
 
     def to(self, device: torch.device | str) -> ComputationGraph:
         move = lambda nodes: None if nodes is None else nodes.to(device)  # noqa: E731
         return ComputationGraph(
             [move(n) for n in self.source_nodes], [move(n) for n in self.target_nodes],
             [a.to(device) for a in self.out_adj], [a.to(device) for a in self.in_adj],
-            move(self.source_position), move(self.target_position))
+            move(self.source_position), move(self.target_position),
+            None if self.similarity_adj is None else self.similarity_adj.to(device),
+            move(self.target_in_degree))
 
 
 def score(s: Tensor, t: Tensor, scale: float | Tensor) -> Tensor:
@@ -153,6 +164,13 @@ class EncoderConfig:
             (W = W_self = I, zero bias: every layer starts as "mean of the neighbours plus
             myself", which keeps the geometry of structure-initialised ID tables; see
             ``train.id_init`` and README "Training on amazon0302").
+        similarity: add DAEMON's symmetric similarity channel (BladeEncoder only): every layer
+            also aggregates the *same role* of the node's similarity neighbours through its own
+            weight ``W_sim`` (s from s, t from t); the caller passes the similarity matrix.
+        target_prior: ``"none"``; ``"degree"``: every score u -> v gets ``+ gamma * log(1 +
+            d_in(v))`` with a learned gamma (what popularity knows: a busy target is likelier);
+            ``"node"``: that plus a learned bias per target node. BladeEncoder only: it lets a
+            target carry its popularity, which unit-norm s and t cannot.
     """
 
     num_nodes: int
@@ -166,6 +184,8 @@ class EncoderConfig:
     learn_scale: bool = False
     activation: str = "relu"
     weight_init: str = "random"
+    similarity: bool = False
+    target_prior: str = "none"
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:
@@ -180,6 +200,8 @@ class EncoderConfig:
             raise ValueError(f"activation must be relu or none, got {self.activation!r}")
         if self.weight_init not in ("random", "identity"):
             raise ValueError(f"weight_init must be random or identity, got {self.weight_init!r}")
+        if self.target_prior not in TARGET_PRIORS:
+            raise ValueError(f"target_prior must be one of {TARGET_PRIORS}, got {self.target_prior!r}")
 
 
 class _InputLayer(nn.Module):
@@ -233,9 +255,14 @@ class _EncoderBase(nn.Module):
             if config.self_term
             else None
         )
+        self.similar = (
+            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
+            if config.similarity
+            else None
+        )
         if config.weight_init == "identity":
             with torch.no_grad():
-                for linear in [*self.neighbour, *(self.root or [])]:
+                for linear in [*self.neighbour, *(self.root or []), *(self.similar or [])]:
                     nn.init.eye_(linear.weight)
                     if linear.bias is not None:
                         linear.bias.zero_()
@@ -255,11 +282,15 @@ class _EncoderBase(nn.Module):
         """Positive scalar multiplying every score; pass it to :func:`score` and the loss."""
         return self.log_scale.exp()
 
-    def _update(self, layer: int, aggregated: Tensor, previous: Tensor) -> Tensor:
-        """``norm(act(aggregated W^l + previous W_self^l))``, act = ReLU except on the last layer."""
+    def _update(self, layer: int, aggregated: Tensor, previous: Tensor,
+                similar: Tensor | None = None) -> Tensor:
+        """``norm(act(aggregated W^l + previous W_self^l [+ similar W_sim^l]))``, act = ReLU
+        except on the last layer."""
         out = self.neighbour[layer](aggregated)
         if self.root is not None:
             out = out + self.root[layer](previous)
+        if similar is not None:
+            out = out + self.similar[layer](similar)
         if layer < self.config.num_layers - 1 and self.config.activation == "relu":
             out = F.relu(out)
         return F.normalize(out, dim=-1)
@@ -301,26 +332,59 @@ class BladeEncoder(_EncoderBase):
         super().__init__(config)
         self.source_input = _InputLayer(config)
         self.target_input = _InputLayer(config)
+        if config.target_prior != "none":
+            self.prior_weight = nn.Parameter(torch.tensor(0.0))  # learned from no prior at all
+        if config.target_prior == "node":
+            self.node_bias = nn.Parameter(torch.zeros(config.num_nodes))
+
+    def target_bias(self, in_degree: Tensor) -> Tensor:
+        """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``."""
+        bias = self.prior_weight * torch.log1p(in_degree.to(self.prior_weight.dtype))
+        if self.config.target_prior == "node":
+            bias = bias + self.node_bias
+        return bias
 
     def forward(
         self,
         out_adj: AggregationMatrix,
         in_adj: AggregationMatrix,
         features: Tensor | None = None,
+        similarity_adj: AggregationMatrix | None = None,
+        target_in_degree: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Embeddings of all N nodes from ``[N, N]`` aggregation matrices."""
-        return self.encode(ComputationGraph.full(out_adj, in_adj, self.config.num_layers), features)
+        graph = ComputationGraph.full(out_adj, in_adj, self.config.num_layers, similarity_adj,
+                                      target_in_degree)
+        return self.encode(graph, features)
 
     def encode(self, graph: ComputationGraph, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """``(s, t)`` of ``graph``'s last-layer sources and targets, rows in their order."""
+        """``(s, t)`` of ``graph``'s last-layer sources and targets, rows in their order.
+
+        With a target prior the rows get one more column, ``s = [s, 1]`` and ``t = [t, bias /
+        scale]``, so that :func:`score` (``scale * s . t``) includes the bias everywhere
+        downstream (evaluation, ONNX export, serving) without knowing about it."""
+        if self.config.similarity and graph.similarity_adj is None:
+            raise ValueError("the encoder has a similarity channel: the graph needs similarity_adj "
+                             "(full-graph encoding)")
+        if self.config.target_prior != "none" and graph.target_in_degree is None:
+            raise ValueError("the encoder has a target prior: the graph needs target_in_degree "
+                             "(full-graph encoding)")
         s = self.source_input(features, graph.source_nodes[0])
         t = self.target_input(features, graph.target_nodes[0])
+        similarity = graph.similarity_adj if self.config.similarity else None
         for layer in range(self.config.num_layers):
             s_prev = F.dropout(s, self.config.dropout, self.training)
             t_prev = F.dropout(t, self.config.dropout, self.training)
             out_adj, in_adj = graph.out_adj[layer], graph.in_adj[layer]
-            s = self._update(layer, out_adj @ t_prev, s_prev[: out_adj.shape[0]])
-            t = self._update(layer, in_adj @ s_prev, t_prev[: in_adj.shape[0]])
+            s_similar = t_similar = None
+            if similarity is not None:  # one pass over the matrix for both roles
+                s_similar, t_similar = (similarity @ torch.cat([s_prev, t_prev], dim=1)).chunk(2, dim=1)
+            s = self._update(layer, out_adj @ t_prev, s_prev[: out_adj.shape[0]], s_similar)
+            t = self._update(layer, in_adj @ s_prev, t_prev[: in_adj.shape[0]], t_similar)
+        if self.config.target_prior != "none":
+            bias = self.target_bias(graph.target_in_degree)
+            s = torch.cat([s, s.new_ones(s.shape[0], 1)], dim=1)
+            t = torch.cat([t, (bias / self.scale)[:, None]], dim=1)
         return s, t
 
 

@@ -34,6 +34,7 @@ class LossTerms:
     positive: Tensor
     negative: Tensor
     asymmetric: Tensor
+    similarity: Tensor | None = None
 
 
 def blade_loss(
@@ -115,6 +116,64 @@ def blade_loss(
         negative=negative_mean,
         asymmetric=asymmetric_mean,
     )
+
+
+def sampled_softmax_loss(
+    s: Tensor,
+    t: Tensor,
+    pos_edges: Tensor,
+    pool: Tensor,
+    one_way: Tensor,
+    lambda_asym: float = 0.0,
+    scale: float | Tensor = 1.0,
+) -> LossTerms:
+    r"""Sampled-softmax loss of B training edges against one shared pool of P uniform negatives.
+
+    With :math:`x(a, b) = \mathrm{scale}\; s_a \cdot t_b` and pool :math:`Z`, per edge (u, v):
+
+    .. math::
+        \ell_e = -x(u, v) + \log\Big(e^{x(u, v)} + \sum_{z \in Z} e^{x(u, z)}\Big)
+                 + \lambda\, \mathbb{1}[\text{one-way}_e]\, \mathrm{softplus}\big(x(v, u) - x(u, v)\big)
+
+    The first two terms are the cross-entropy of picking v among ``{v} + Z`` (``positive`` is
+    the batch mean of ``-x(u, v)``, ``negative`` that of the log-sum-exp, so their sum is the
+    cross-entropy). Unlike the logistic loss it does not care about the absolute level of the
+    scores, only their order, which is what ranking measures. The direction term is pairwise
+    (BPR): on a one-way edge the forward score must beat the reverse one. The pool is uniform,
+    so no log-Q correction is needed; a pool member that happens to be a true target of u is
+    kept (about P * degree / N per edge).
+
+    Args:
+        s, t: ``[N, d]`` source / target embeddings (all nodes).
+        pos_edges: ``[2, B]``; pool: ``[P]`` node ids; one_way: ``[B]`` bool.
+    """
+    u, v = pos_edges
+    source = s[u]
+    forward_score = scale * (source * t[v]).sum(dim=-1)  # [B]
+    pool_score = scale * (source @ t[pool].T)  # [B, P]
+    log_partition = torch.logaddexp(forward_score, torch.logsumexp(pool_score, dim=1))
+    reverse_score = scale * (s[v] * t[u]).sum(dim=-1)
+    asymmetric = F.softplus(reverse_score - forward_score) * one_way.to(forward_score.dtype)
+    positive, negative = -forward_score.mean(), log_partition.mean()
+    asymmetric_mean = asymmetric.mean()
+    return LossTerms(positive + negative + lambda_asym * asymmetric_mean, positive, negative,
+                     asymmetric_mean)
+
+
+def similarity_softmax_loss(h: Tensor, pairs: Tensor, pool: Tensor, scale: float | Tensor = 1.0) -> Tensor:
+    r"""DAEMON's similarity terms (its Eq. 2, terms 5-6) in sampled-softmax form, for one role.
+
+    For every similar pair (a, b) in ``pairs`` ``[2, B]`` the cross-entropy of picking b among
+    ``{b} + pool`` by :math:`\mathrm{scale}\; h_a \cdot h_x` (h = s for the source role, t
+    for the target role): co-viewed products get close source vectors and close target vectors.
+    Returns the batch mean (0 for an empty batch).
+    """
+    if pairs.shape[1] == 0:
+        return h.new_zeros(())
+    anchor = h[pairs[0]]
+    positive = scale * (anchor * h[pairs[1]]).sum(dim=-1)
+    log_partition = torch.logaddexp(positive, torch.logsumexp(scale * (anchor @ h[pool].T), dim=1))
+    return (log_partition - positive).mean()
 
 
 def sample_negatives(num_edges: int, k: int, num_nodes: int, generator: torch.Generator,

@@ -136,12 +136,14 @@ class LinkPredictionModule(pl.LightningModule):
         if self._inference is None:  # the draw is fixed: build it once, reuse every validation
             generator = torch.Generator().manual_seed(self.seed + INFERENCE_SEED_OFFSET)
             self._inference = self._aggregations(self.sampler.sample(generator))
-        out_agg, in_agg = self._inference
-        graph = ComputationGraph.full(out_agg.matrix(), in_agg.matrix() if self.encoder.directed else None,
-                                      self.encoder.config.num_layers)
-        s, t = self._encode(graph)
+        s, t = self._encode(self._inference_graph(*self._inference))
         self.train(was_training)
         return s.cpu(), t.cpu()
+
+    def _inference_graph(self, out_agg: EpochAggregation, in_agg: EpochAggregation) -> ComputationGraph:
+        """The full graph that inference encodes: every sampled pair, nothing excluded."""
+        return ComputationGraph.full(out_agg.matrix(), in_agg.matrix() if self.encoder.directed else None,
+                                     self.encoder.config.num_layers)
 
     # --- training ------------------------------------------------------------------------------
 
@@ -182,16 +184,22 @@ class LinkPredictionModule(pl.LightningModule):
 
     # --- validation ----------------------------------------------------------------------------
 
-    def validation_step(self, batch: list[Tensor], batch_index: int) -> None:
+    def validation_metrics(self) -> dict[str, float]:
+        """Ranking metrics of the validation edges with the current weights (``{}`` without)."""
         if self.validation is None:
-            return
+            return {}
         s, t = self.embeddings()
         scale = float(self.encoder.scale.detach())
         edges = self.validation.edges
         ranks = filtered_ranks(lambda queries: score(s[queries], t, scale), edges[0], edges[1],
                                self.validation.exclude_indptr, self.validation.exclude_indices,
                                self.num_nodes)
-        metrics = ranking_metrics(ranks, self.validation.ks)
+        return ranking_metrics(ranks, self.validation.ks)
+
+    def validation_step(self, batch: list[Tensor], batch_index: int) -> None:
+        if self.validation is None:
+            return
+        metrics = self.validation_metrics()
         self.log("val_mrr@10", metrics["mrr@10"], prog_bar=True, batch_size=1)
         self.log("val_hit_rate@10", metrics["hit_rate@10"], prog_bar=True, batch_size=1)
         for k in self.validation.ks:

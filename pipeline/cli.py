@@ -34,6 +34,8 @@ STAGES = {
     "score": ("pipeline.score", "batch recommendations from a registered model into Parquet"),
     "compare": ("pipeline.compare",
                 "tuned BLADE vs its ablations, DAEMON and the baselines on one graph, over seeds"),
+    "ablate": ("pipeline.ablation",
+               "one training per model choice (params.yaml ablation.rows), on validation edges"),
     "report": ("pipeline.report", "docs/report.md and its plots from the `blade compare` results"),
 }
 

@@ -190,6 +190,8 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
         save_embeddings(train_dir / variant / "embeddings.pt", result.module, variant)
         trained[variant] = {"epochs": result.epochs, "seconds": round(result.seconds, 1),
                             "best_val_mrr@10": result.best_score,
+                            "untrained_val_mrr@10": result.untrained_score,
+                            "val_mrr@10_curve": [round(score, 5) for score in result.curve],
                             "tuned": bool(tuned) and variant in tuned_variants}
     results = {}
     for method, (rows, pairs) in evaluate_stage.scorers(graph, train_dir).items():

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.ablation import REPORT_DIR as ABLATION_DIR
 from pipeline.compare import REPORT_DIR
 from pipeline.config import ConfigError
 from pipeline.storage import atomic_path, pyplot, save_figure
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=str(OUTPUT_PATH),
                         help="Markdown file; plots go to <stem>/ beside it (default: %(default)s)")
     parser.add_argument("--headline", help="dataset the headline quotes (default: base.dataset)")
+    parser.add_argument("--ablations", default=str(ABLATION_DIR),
+                        help="folder of `blade ablate` results (default: %(default)s)")
 
 
 def short(metric: str) -> str:
@@ -314,6 +317,87 @@ def environment_lines(reports: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+CURVE_ROWS = ("ours", "random start", "GraphSAGE", "GraphSAGE, random start", "mini-batch training (before)")
+
+
+def load_ablations(folder: Path, order: list[str]) -> list[dict[str, Any]]:
+    """``blade ablate`` results, in ``compare.datasets`` order (none is fine: no section)."""
+    ablations = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    rank = {name: position for position, name in enumerate(order)}
+    return sorted(ablations, key=lambda item: (rank.get(item["dataset"], len(rank)), item["dataset"]))
+
+
+def overrides_text(row: dict[str, Any]) -> str:
+    items = [f"{key.split('.')[-1]}={value}" for key, value in row["overrides"].items()]
+    return ", ".join(items) or "params.yaml"
+
+
+def ablation_table(ablation: dict[str, Any]) -> list[str]:
+    rows = ablation["rows"]
+    ours = rows.get("ours", {}).get("best_val_mrr@10")
+    lines = ["| row | changes | val MRR@10 | vs ours | untrained | best epoch / epochs | s / epoch | time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, row in rows.items():
+        best = row["best_val_mrr@10"]
+        delta = "" if ours is None or name == "ours" else f"{best - ours:+.4f}"
+        untrained = row.get("untrained_val_mrr@10")
+        lines.append(
+            f"| {name} | {overrides_text(row)} | {'**' if name == 'ours' else ''}{best:.4f}"
+            f"{'**' if name == 'ours' else ''} | {delta} | "
+            f"{'' if untrained is None else f'{untrained:.4f}'} | {row['best_epoch']} / {row['epochs']} | "
+            f"{row['seconds_per_epoch']:.1f} | {row['seconds'] / 60:.1f} min |")
+    baselines = ablation.get("baselines", {})
+    lines += ["", "Baselines on the same validation edges: " + "; ".join(
+        f"{label(name)} MRR@10 {values['val_mrr@10']:.4f} (HR@10 {values['val_hit_rate@10']:.4f})"
+        for name, values in baselines.items()) + "."]
+    return lines
+
+
+def plot_curves(ablations: list[dict[str, Any]], path: Path) -> None:
+    """Validation MRR@10 per epoch (epoch 0 = the untrained model) of the curve rows."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(ablations), figsize=(6.0 * len(ablations), 4.4), dpi=110,
+                                squeeze=False)
+    for axis, ablation in zip(axes[0], ablations):
+        for name in CURVE_ROWS:
+            row = ablation["rows"].get(name)
+            if row is None:
+                continue
+            start = row.get("untrained_val_mrr@10")
+            curve = ([start] if start is not None else [np.nan]) + row["val_mrr@10_curve"]
+            axis.plot(range(len(curve)), curve, marker="o", markersize=3,
+                      linewidth=2.4 if name == "ours" else 1.2,
+                      linestyle="--" if "random start" in name else "-", label=f"{name} ({row['variant']})")
+        cooccurrence = ablation.get("baselines", {}).get("cooccurrence")
+        if cooccurrence:
+            axis.axhline(cooccurrence["val_mrr@10"], color="gray", linestyle=":", label="co-occurrence")
+        axis.set_title(f"{ablation['dataset']}: validation MRR@10 per epoch (seed {ablation['seed']})")
+        axis.set_xlabel("epoch (0 = untrained)")
+        axis.set_ylabel(f"MRR@10 on {ablation.get('val_edges', '?'):,} validation edges")
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    save_figure(figure, path)
+
+
+def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
+    if not ablations:
+        return []
+    lines = ["## Training curves and ablations", "",
+             "Generated from `reports/ablation/<dataset>.json` (`blade ablate --dataset NAME`). Each row "
+             "trains BLADE (or the named variant) once with params.yaml's values plus the row's "
+             "changes, untuned, on the first seed's split, until early stopping, and reports the best "
+             "epoch's validation MRR@10 (5,000 sampled validation edges at most; test edges are never "
+             "used). \"untrained\" is the model before its first step. Rows that did not help are "
+             "kept.", "",
+             f"![validation MRR@10 per epoch]({images}/training_curves.png)", ""]
+    for ablation in ablations:
+        lines += [f"### {ablation['dataset']} (seed {ablation['seed']}, {ablation.get('val_edges', '?')} "
+                  f"validation edges, {ablation.get('threads', '?')} threads)", ""]
+        lines += ablation_table(ablation) + [""]
+    return lines
+
+
 WHY = """\
 Why we think our numbers differ from the paper's:
 
@@ -360,8 +444,11 @@ Why we think our numbers differ from the paper's:
 """
 
 
-def render(reports: list[dict[str, Any]], output: Path, headline: str) -> str:
+def render(reports: list[dict[str, Any]], output: Path, headline: str,
+           ablations: list[dict[str, Any]] | None = None) -> str:
     images = output.parent / output.stem
+    if ablations:
+        plot_curves(ablations, images / "training_curves.png")
     plot_buckets(reports, images / "hit_rate_by_degree.png")
     plot_overall(reports, images / "overall.png")
     rel = f"{output.stem}"
@@ -430,7 +517,8 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str) -> str:
               "power-law exponent of the first seed's training in-degrees at the tuned d_min, and "
               "alpha = alpha_multiplier x alpha_hat sizes the neighbourhoods. \"val MRR@10 "
               "params.yaml\" is trial 0, which runs params.yaml's values.", ""] + tuned_table(reports) + [
-              "", "## Training", "",
+              ""] + ablation_lines(ablations or [], rel) + [
+              "## Training", "",
               "Epochs run (early stopping on validation MRR@10) and scores of each seed, in the "
               "order of the setup table's seeds.",
               ""] + training_table(reports) + [
@@ -452,7 +540,8 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     reports = load_reports(Path(args.reports), order)
     headline = args.headline or str(params.get("base", {}).get("dataset", ""))
     output = Path(args.output)
-    render(reports, output, headline)
+    ablations = load_ablations(Path(getattr(args, "ablations", ABLATION_DIR)), order)
+    render(reports, output, headline, ablations)
     log.info("report: %s from %d comparison(s): %s", output, len(reports),
              ", ".join(report["name"] for report in reports))
     print(json.dumps({"report": str(output), "datasets": [report["name"] for report in reports]}))

@@ -22,7 +22,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from models.batching import EpochSeededShuffle
 from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, UndirectedSageEncoder
+from models.full_graph import FullGraphLinkPrediction
 from models.graph import in_out_degrees, random_projection_embedding
 from models.metrics import one_way_mask, out_neighbour_csr
 from models.module import LinkPredictionModule, TrainingDivergedError, ValidationSet
@@ -63,6 +64,8 @@ class FitResult:
     seconds: float
     seconds_per_epoch: float
     best_checkpoint: Path | None
+    curve: list[float] = field(default_factory=list)  # validation MRR@10 after each epoch of this run
+    untrained_score: float | None = None  # validation MRR@10 before the first step (None on resume)
 
 
 class EpochTimer(pl.Callback):
@@ -83,6 +86,17 @@ class EpochTimer(pl.Callback):
                          if key in metrics)
         log.info("%s epoch %d/%d: %s (%.1f s)", self.label, trainer.current_epoch + 1,
                  trainer.max_epochs, shown, self.durations[-1])
+
+
+class ValidationCurve(pl.Callback):
+    """The monitored validation score after every epoch, in order."""
+
+    def __init__(self) -> None:
+        self.scores: list[float] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking and MONITOR in trainer.callback_metrics:
+            self.scores.append(float(trainer.callback_metrics[MONITOR]))
 
 
 class BestWeights(pl.Callback):
@@ -148,7 +162,14 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         score_scale=float(config.get("score_scale", 5.0)),
         learn_scale=bool(config.get("learn_scale", False)),
         activation=config.get("activation", "relu"), weight_init=config.get("weight_init", "random"),
+        similarity=variant.directed and config.get("similarity", "none") != "none",
+        target_prior=config.get("target_prior", "none") if variant.directed else "none",
     )
+    propagation = config.get("propagation", "minibatch")
+    if propagation not in ("full", "minibatch"):
+        raise ConfigError(f"params.yaml: train.propagation must be full or minibatch, got {propagation!r}")
+    if propagation == "minibatch" and (encoder_config.similarity or encoder_config.target_prior != "none"):
+        raise ConfigError("params.yaml: train.similarity and train.target_prior need train.propagation: full")
     torch.manual_seed(seed)  # the encoder's initial weights
     encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(encoder_config)
     id_init = config.get("id_init", "random")
@@ -177,15 +198,22 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         validation = ValidationSet(graph.val[:, chosen], indptr, indices)
     optimizer = partial(LazyAdam, lr=float(config["learning_rate"]),
                         weight_decay=float(config.get("weight_decay", 0.0)))
-    return LinkPredictionModule(
-        encoder, build_sampler(variant, graph, neighbourhood, int(config["fixed_fanout"])), optimizer,
-        graph.train, one_way, graph.num_nodes, seed,
+    common = dict(
         features=features, aggregation=encoder_config.aggregation,
         node_degree=(in_degree + out_degree) if encoder_config.aggregation == "degree_weighted" else None,
         num_negatives=int(config["num_negatives"]), negative_pool=int(config.get("negative_pool", 0)),
         lambda_asym=float(config["lambda_asym"]) if variant.directed else 0.0,
         edge_weight=edge_weight, validation=validation,
     )
+    parts = (encoder, build_sampler(variant, graph, neighbourhood, int(config["fixed_fanout"])), optimizer,
+             graph.train, one_way, graph.num_nodes, seed)
+    if propagation == "minibatch":
+        return LinkPredictionModule(*parts, **common)
+    return FullGraphLinkPrediction(
+        *parts, **common, supervision_fraction=float(config.get("supervision_fraction", 0.2)),
+        batch_size=int(config["batch_size"]), loss=config.get("loss", "softmax"),
+        similarity=config.get("similarity", "none") if variant.directed else "none",
+        lambda_similarity=float(config.get("lambda_similarity", 0.0)))
 
 
 def fingerprint(*parts: Any) -> str:
@@ -211,11 +239,15 @@ def fit_variant(
     pl.seed_everything(seed, workers=True, verbose=False)
     module = build_module(variant, graph, neighbourhood, config, seed)
     num_edges = graph.train.shape[1]
-    train_loader = DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=int(config["batch_size"]),
-                              sampler=EpochSeededShuffle(num_edges, seed))
+    if isinstance(module, FullGraphLinkPrediction):  # the module picks each step's edges itself
+        train_loader = DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1)
+    else:
+        train_loader = DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=int(config["batch_size"]),
+                                  sampler=EpochSeededShuffle(num_edges, seed))
     val_loader = DataLoader(TensorDataset(torch.zeros(1)), batch_size=1)
     timer = EpochTimer(variant_name)
-    all_callbacks = [timer, *(callbacks or [])]
+    curve = ValidationCurve()
+    all_callbacks = [timer, curve, *(callbacks or [])]
     checkpoint = None
     resume_from = None
     best_weights = BestWeights() if checkpoint_dir is None and module.validation is not None else None
@@ -248,6 +280,10 @@ def fit_variant(
         enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0,
         log_every_n_steps=1,
     )
+    untrained = None
+    if resume_from is None and module.validation is not None:
+        untrained = module.validation_metrics()["mrr@10"]
+        log.info("%s untrained: val_mrr@10 %.4f", variant_name, untrained)
     started = time.perf_counter()
     trainer.fit(module, train_loader, val_loader if module.validation else None, ckpt_path=resume_from)
     seconds = time.perf_counter() - started
@@ -264,7 +300,8 @@ def fit_variant(
         best = trainer.callback_metrics.get(MONITOR)
     durations = timer.durations or [seconds]
     return FitResult(module, float(best) if best is not None else float("nan"),
-                     trainer.current_epoch, seconds, sum(durations) / len(durations), best_path)
+                     trainer.current_epoch, seconds, sum(durations) / len(durations), best_path,
+                     curve.scores, untrained)
 
 
 def save_embeddings(path: Path, module: LinkPredictionModule, variant: str) -> None:

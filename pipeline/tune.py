@@ -4,7 +4,8 @@
     blade tune --set tune.n_trials=20 --set tune.timeout_seconds=3600
     blade tune --set tune.storage=postgresql://user@host/optuna    # several workers, one study
 
-Each trial trains the ``blade`` variant for at most ``tune.max_epochs`` epochs with the trial's
+Each trial trains the ``blade`` variant until early stopping (or for at most ``tune.max_epochs``
+epochs, when set) with the trial's
 values (``tune.space``) and the ``train`` parameters otherwise; the objective is the validation
 MRR@10 after every epoch (the best epoch counts). After each epoch the trial reports it to the
 pruner, which stops trials below the median of earlier trials at the same epoch.
@@ -93,10 +94,12 @@ def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, 
     return values
 
 
-def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int) -> dict[str, Any]:
-    """A copy of ``params`` with the trial's values and the per-trial epoch budget."""
+def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int | None) -> dict[str, Any]:
+    """A copy of ``params`` with the trial's values and the per-trial epoch budget (None: the
+    ``train`` budget, so a trial ends where early stopping ends training)."""
     trial = with_values(params, values)
-    trial["train"]["max_epochs"] = max_epochs
+    if max_epochs:
+        trial["train"]["max_epochs"] = int(max_epochs)
     return trial
 
 
@@ -146,7 +149,7 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any
                   experiment_id: str, parent_id: str):
     space = section(tune, "space")
     seed = int(params["base"]["seed"])
-    max_epochs = int(tune.get("max_epochs", 2))
+    max_epochs = tune.get("max_epochs")
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, space)

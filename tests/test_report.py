@@ -96,18 +96,47 @@ def test_report_renders_tables_plots_and_headline(tmp_path):
     assert "Test CPU, 2 cores, 24.0 GiB RAM" in text
 
 
+ABLATION = {
+    "dataset": "small", "seed": 1, "val_edges": 8, "threads": 2,
+    "baselines": {"cooccurrence": {"val_mrr@10": 0.2, "val_hit_rate@10": 0.4},
+                  "popularity": {"val_mrr@10": 0.01, "val_hit_rate@10": 0.02}},
+    "rows": {
+        "ours": {"variant": "blade", "overrides": {}, "best_val_mrr@10": 0.3, "best_epoch": 2,
+                 "untrained_val_mrr@10": 0.2, "val_mrr@10_curve": [0.25, 0.3, 0.28], "epochs": 3,
+                 "seconds": 90.0, "seconds_per_epoch": 10.0},
+        "no target prior": {"variant": "blade", "overrides": {"train.target_prior": "none"},
+                            "best_val_mrr@10": 0.25, "best_epoch": 1, "untrained_val_mrr@10": 0.1,
+                            "val_mrr@10_curve": [0.25, 0.2], "epochs": 2, "seconds": 30.0,
+                            "seconds_per_epoch": 12.5},
+    },
+}
+
+
+def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
+    output = tmp_path / "docs" / "report.md"
+    text = report.render([SMALL], output, headline="small", ablations=[ABLATION])
+    assert (tmp_path / "docs" / "report" / "training_curves.png").stat().st_size > 0
+    # one row per choice, with its difference to ours (0.25 - 0.30) and its untrained start
+    assert "| ours | params.yaml | **0.3000** |  | 0.2000 | 2 / 3 | 10.0 | 1.5 min |" in text
+    assert ("| no target prior | target_prior=none | 0.2500 | -0.0500 | 0.1000 | 1 / 2 | 12.5 | "
+            "0.5 min |") in text
+    assert "co-occurrence MRR@10 0.2000 (HR@10 0.4000)" in text
+
+
 def test_main_reads_a_folder_and_names_a_broken_file(tmp_path):
     folder = tmp_path / "compare"
     folder.mkdir()
     (folder / "small.json").write_text(json.dumps(SMALL))
-    args = argparse.Namespace(reports=str(folder), output=str(tmp_path / "r.md"), headline=None)
+    args = argparse.Namespace(reports=str(folder), output=str(tmp_path / "r.md"), headline=None,
+                              ablations=str(tmp_path / "no-ablations"))
     assert report.main({"base": {"dataset": "small"}}, args) == {"datasets": 1}
     assert "small, all queries" in (tmp_path / "r.md").read_text()
     (folder / "broken.json").write_text("{not json")
     with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
         report.main({}, args)
     with pytest.raises(FileNotFoundError, match="no comparison results"):
-        report.main({}, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None))
+        report.main({}, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None,
+                                           ablations=str(tmp_path / "no-ablations")))
 
 
 def test_report_pipeline_covers_every_bundled_graph():

@@ -61,16 +61,21 @@ def test_interrupted_run_resumes_where_it_stopped(graph, tmp_path):
     assert torch.allclose(s_fresh, s_resumed)
 
 
-def test_uninterrupted_and_resumed_training_agree(graph, tmp_path):
+FULL_GRAPH = {"propagation": "full", "similarity": "undirected", "target_prior": "degree",
+              "supervision_fraction": 0.25, "negative_pool": 8}
+
+
+@pytest.mark.parametrize("extra", [{}, FULL_GRAPH], ids=["minibatch", "full"])
+def test_uninterrupted_and_resumed_training_agree(graph, tmp_path, extra):
     # both keep the best-validation weights (checkpointed), so they must be the same weights
-    straight = fit_variant("blade", graph, NEIGHBOURHOOD, dict(CONFIG, max_epochs=4), 5,
-                           tmp_path / "straight", progress=False)
+    config = dict(CONFIG, max_epochs=4, **extra)
+    straight = fit_variant("blade", graph, NEIGHBOURHOOD, config, 5, tmp_path / "straight", progress=False)
     checkpoints = tmp_path / "ckpt"
     # "interrupted" after 2 epochs: same configuration except the epoch budget is what stops it
-    fit_variant("blade", graph, NEIGHBOURHOOD, dict(CONFIG, max_epochs=4), 5, checkpoints,
+    fit_variant("blade", graph, NEIGHBOURHOOD, config, 5, checkpoints,
                 progress=False, callbacks=[_StopAfter(2)])
-    resumed = fit_variant("blade", graph, NEIGHBOURHOOD, dict(CONFIG, max_epochs=4), 5, checkpoints,
-                          progress=False)
+    resumed = fit_variant("blade", graph, NEIGHBOURHOOD, config, 5, checkpoints, progress=False)
+    assert resumed.untrained_score is None and straight.untrained_score is not None
     assert resumed.epochs == 4
     assert resumed.best_score == pytest.approx(straight.best_score)
     assert torch.allclose(straight.module.embeddings()[0], resumed.module.embeddings()[0], atol=1e-5)
