@@ -32,8 +32,8 @@ run: install
 		metrics/register.json metrics/score.json
 	@cat outputs/evaluate/results.txt
 
-## report: the paper-claims comparison on every bundled graph (3 seeds, about an hour here),
-## then docs/report.md; report-small: cora_ml and citeseer only (under 30 minutes here)
+## report: the paper-claims comparison and the training ablation on every bundled graph, then
+## docs/report.md; report-small: cora_ml and citeseer only (`blade report` then redraws it)
 report: install
 	$(BIN)/dvc pull data.dvc
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml
@@ -41,7 +41,7 @@ report: install
 report-small: install
 	$(BIN)/dvc pull data.dvc
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml:compare@cora_ml \
-		reports/dvc.yaml:compare@citeseer
+		reports/dvc.yaml:compare@citeseer reports/dvc.yaml:ablate@cora_ml reports/dvc.yaml:ablate@citeseer
 
 ## test: install with the dev extra and run the whole test suite
 test: install-dev

@@ -304,14 +304,15 @@ def disagreements(reports: list[dict[str, Any]]) -> list[str]:
 def environment_lines(reports: list[dict[str, Any]]) -> list[str]:
     env = reports[0].get("environment", {})
     packages = env.get("packages", {})
-    commits = sorted({report.get("environment", {}).get("git_commit", "unknown")[:10] for report in reports})
     return [
         f"- CPU: {env.get('cpu', '?')}, {env.get('cpu_count', '?')} cores, "
         f"{env.get('memory_gib', '?')} GiB RAM, GPU: {env.get('gpu') or 'none'}; "
         f"torch threads {env.get('torch_threads', '?')}.",
         f"- Python {env.get('python', '?')}, torch {packages.get('torch', '?')}, "
         f"pytorch-lightning {packages.get('pytorch-lightning', '?')}, optuna {packages.get('optuna', '?')}.",
-        f"- Code: git commit(s) {', '.join(commits)}; data: DVC {env.get('data_version', '?')}.",
+        "- Code, per graph (the commit its comparison ran at): " + ", ".join(
+            f"{report['name']} {report.get('environment', {}).get('git_commit', 'unknown')[:10]}"
+            for report in reports) + f"; data: DVC {env.get('data_version', '?')}.",
         "- Compute time per dataset (tuning + every seed's training and evaluation): "
         + "; ".join(f"{report['name']} {report['compute_seconds'] / 60:.1f} min" for report in reports) + ".",
     ]
@@ -401,44 +402,27 @@ def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
 WHY = """\
 Why we think our numbers differ from the paper's:
 
-- **A reconstruction, not the authors' code.** The full papers were not available; every open
-  choice is listed in [the method doc](blade-method.md), section 7.
-- **Structural start.** Every trained model here starts from a random projection of its 2-hop
-  training neighbourhood (`train.id_init: structure`): without it, a few CPU epochs learn almost
-  nothing. That start already encodes co-occurrence, so the trained models begin close to the
-  co-occurrence baseline and the adaptive neighbourhood and biased sampling have less to add.
-- **CPU budget.** On amazon0302 each model trains for `compare.datasets.amazon0302.train.max_epochs`
-  epochs and the study has a handful of trials (setup table); the paper's models were, as far
-  as we know, trained to convergence on a GPU.
+- **A reconstruction, not the authors' code.** BLADE's own text is not available; every open
+  choice is listed in [the method doc](blade-method.md), sections 7-8. DAEMON's text is, and
+  its similarity channel is part of every dual model here (method doc section 8).
+- **Training.** Comparisons made before 2026-11-27 (see each graph's code commit under
+  "Runtime and hardware") trained with mini-batch computation graphs that did not learn on
+  amazon0302: 2-3 CPU epochs moved validation MRR@10 by less than 0.01, and what the models
+  knew came from the structural start. The full-graph training that replaced it learns from a
+  random start and adds to the structural one (the training curves and ablation section).
 - **Strong simple baselines.** The paper compares against other GNNs. Our 2-hop co-occurrence
-  and an undirected GraphSAGE with the same structural start are stronger than that framing
-  suggests on amazon0302, where over half of the edges are reciprocal, so an undirected model
-  loses little.
-- **Direction.** The asymmetric loss weight `train.lambda_asym` is 0 (it lowered validation MRR@10
-  in our runs, method doc section 7), so nothing in training rewards direction beyond the
-  source/target split; the degree-based baselines get a high direction AUC from in-degree alone
-  (an edge usually points to the more popular node).
-- **Unstable training with some settings.** With the values an earlier cora_ml study chose
-  (commit f467f4b: learning rate 1.65e-3, beta 0.20), the training loss of 2 of 3 seeds fell
-  abruptly (from about 3 to about 1 within two epochs) while validation MRR@10 dropped, and
-  `blade compare` then evaluated the last epoch's weights (fixed in commit 5d9428b): BLADE's
-  MRR@10 there was 0.148. The model evaluated is now always the best validation epoch's, from
-  before such a drop; runs that stop after few epochs with a low validation score in the table
-  "Training" are the sign of it. We
-  have not found the cause. Candidates not yet ruled out: a cue from masking each batch's own
-  edges out of the message passing (its positives' neighbourhoods are thinner than those of
-  random negatives; a disjoint split of each epoch's edges into message-passing and supervision
-  edges would test it) and the learning rate.
+  and an undirected GraphSAGE trained the same way are strong on amazon0302, where over half
+  of the edges are reciprocal, so an undirected model loses little.
+- **Direction.** Degree-based baselines get a high direction AUC from in-degree alone (an edge
+  usually points to the more popular node); the target prior (`train.target_prior`) gives the
+  dual models that signal too. The asymmetric loss weight `train.lambda_asym` is 0 by default
+  (its ablation row says what it does to validation MRR@10).
 - **Noisy model selection on the citation graphs.** A study picks the best of its trials on
   one split's validation edges (a few hundred on the citation graphs), and a trial scores its
   best epoch; the chosen values are then used for every seed and every dual-embedding variant.
-  Taking the best of many noisy validation scores favours lucky ones. On citeseer this moved the
-  whole table. A study scoring each trial's last epoch (commit f467f4b, 12 trials) chose values
-  that gave BLADE a test MRR@10 of 0.130; scoring the best epoch, 12 trials (commit 5d9428b)
-  and the same study resumed to 40 trials (commit a256e97) chose values giving about 0.10, with
-  GraphSAGE first; a fresh 40-trial study (this report) chose values giving 0.129, with BLADE
-  first. A larger validation split or a study scored over several splits would make the choice
-  more stable; we have not run either.
+  Taking the best of many noisy validation scores favours lucky ones; on citeseer, earlier
+  studies' choices moved the whole table. A larger validation split or a study scored over
+  several splits would make the choice more stable; we have not run either.
 - **Variance.** Each seed is a different random split, initialisation, sampling and query
   sample. Differences smaller than the standard deviations shown are not evidence either way.
 """

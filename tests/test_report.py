@@ -146,8 +146,11 @@ def test_report_pipeline_covers_every_bundled_graph():
     stages = yaml.safe_load((PROJECT_ROOT / "reports" / "dvc.yaml").read_text())["stages"]
     graphs = set(params["compare"]["datasets"])
     assert set(stages["compare"]["foreach"]) == graphs
+    assert set(stages["ablate"]["foreach"]) == graphs
     assert {f"reports/compare/{name}.json" for name in graphs} <= set(stages["report"]["deps"])
+    assert {f"reports/ablation/{name}.json" for name in graphs} <= set(stages["report"]["deps"])
     dag = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "reports/dvc.yaml:report"],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
     for name in graphs:
         assert f'"reports/dvc.yaml:compare@{name}" -> "reports/dvc.yaml:report"' in dag
+        assert f'"reports/dvc.yaml:ablate@{name}" -> "reports/dvc.yaml:report"' in dag
