@@ -171,6 +171,13 @@ class EncoderConfig:
             d_in(v))`` with a learned gamma (what popularity knows: a busy target is likelier);
             ``"node"``: that plus a learned bias per target node. BladeEncoder only: it lets a
             target carry its popularity, which unit-norm s and t cannot.
+        source_prior: every score u -> v also gets ``+ delta * log(1 + d_in(u))``, delta learned
+            (BladeEncoder only). A term of the query alone changes no query's ranking (softmax
+            and every top-k are blind to it), so only the direction loss trains it: it lets
+            ``x(u -> v) - x(v -> u)`` say which end is the popular one.
+        shared_input: one layer-0 table (or feature projection) for both roles, ``s^0 = t^0``, as
+            DAEMON starts both from the product's features (BladeEncoder only; halves the ID
+            parameters; the layers still make s and t differ).
     """
 
     num_nodes: int
@@ -186,6 +193,8 @@ class EncoderConfig:
     weight_init: str = "random"
     similarity: bool = False
     target_prior: str = "none"
+    shared_input: bool = False
+    source_prior: bool = False
 
     def __post_init__(self) -> None:
         if self.num_layers < 1:
@@ -331,11 +340,13 @@ class BladeEncoder(_EncoderBase):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__(config)
         self.source_input = _InputLayer(config)
-        self.target_input = _InputLayer(config)
+        self.target_input = self.source_input if config.shared_input else _InputLayer(config)
         if config.target_prior != "none":
             self.prior_weight = nn.Parameter(torch.tensor(0.0))  # learned from no prior at all
         if config.target_prior == "node":
             self.node_bias = nn.Parameter(torch.zeros(config.num_nodes))
+        if config.source_prior:
+            self.source_prior_weight = nn.Parameter(torch.tensor(0.0))
 
     def target_bias(self, in_degree: Tensor) -> Tensor:
         """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``."""
@@ -362,12 +373,14 @@ class BladeEncoder(_EncoderBase):
 
         With a target prior the rows get one more column, ``s = [s, 1]`` and ``t = [t, bias /
         scale]``, so that :func:`score` (``scale * s . t``) includes the bias everywhere
-        downstream (evaluation, ONNX export, serving) without knowing about it."""
+        downstream (evaluation, ONNX export, serving) without knowing about it; a source prior
+        adds ``s = [s, query / scale]``, ``t = [t, 1]`` the same way."""
         if self.config.similarity and graph.similarity_adj is None:
             raise ValueError("the encoder has a similarity channel: the graph needs similarity_adj "
                              "(full-graph encoding)")
-        if self.config.target_prior != "none" and graph.target_in_degree is None:
-            raise ValueError("the encoder has a target prior: the graph needs target_in_degree "
+        if ((self.config.target_prior != "none" or self.config.source_prior)
+                and graph.target_in_degree is None):
+            raise ValueError("the encoder has a degree prior: the graph needs target_in_degree "
                              "(full-graph encoding)")
         s = self.source_input(features, graph.source_nodes[0])
         t = self.target_input(features, graph.target_nodes[0])
@@ -385,6 +398,10 @@ class BladeEncoder(_EncoderBase):
             bias = self.target_bias(graph.target_in_degree)
             s = torch.cat([s, s.new_ones(s.shape[0], 1)], dim=1)
             t = torch.cat([t, (bias / self.scale)[:, None]], dim=1)
+        if self.config.source_prior:
+            query = self.source_prior_weight * torch.log1p(graph.target_in_degree.to(s.dtype))
+            s = torch.cat([s, (query / self.scale)[:, None]], dim=1)
+            t = torch.cat([t, t.new_ones(t.shape[0], 1)], dim=1)
         return s, t
 
 

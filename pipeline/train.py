@@ -164,12 +164,16 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         activation=config.get("activation", "relu"), weight_init=config.get("weight_init", "random"),
         similarity=variant.directed and config.get("similarity", "none") != "none",
         target_prior=config.get("target_prior", "none") if variant.directed else "none",
+        shared_input=bool(config.get("shared_input", False)) and variant.directed,
+        source_prior=bool(config.get("source_prior", False)) and variant.directed,
     )
     propagation = config.get("propagation", "minibatch")
     if propagation not in ("full", "minibatch"):
         raise ConfigError(f"params.yaml: train.propagation must be full or minibatch, got {propagation!r}")
-    if propagation == "minibatch" and (encoder_config.similarity or encoder_config.target_prior != "none"):
-        raise ConfigError("params.yaml: train.similarity and train.target_prior need train.propagation: full")
+    if propagation == "minibatch" and (encoder_config.similarity or encoder_config.target_prior != "none"
+                                       or encoder_config.source_prior):
+        raise ConfigError("params.yaml: train.similarity, train.target_prior and train.source_prior need "
+                          "train.propagation: full")
     torch.manual_seed(seed)  # the encoder's initial weights
     encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(encoder_config)
     id_init = config.get("id_init", "random")

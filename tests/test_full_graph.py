@@ -181,5 +181,40 @@ def test_every_variant_trains_full_graph(graph, name):
 def test_minibatch_refuses_full_graph_only_choices(graph):
     from pipeline.config import ConfigError
     with pytest.raises(ConfigError,
-                       match="train.similarity and train.target_prior need train.propagation: full"):
+                       match="train.similarity, train.target_prior and train.source_prior need "):
         build_module(get_variant("blade"), graph, NEIGHBOURHOOD, dict(FULL, propagation="minibatch"), 0)
+
+
+def test_shared_input_ties_the_two_layer_zero_tables():
+    config = EncoderConfig(num_nodes=3, dim=2, num_layers=1, shared_input=True)
+    encoder = BladeEncoder(config)
+    assert encoder.target_input is encoder.source_input
+    assert len(encoder.id_tables()) == 1
+    # one [3, 2] table, W (2 x 2 + bias 2), W_self (2 x 2)
+    assert sum(p.numel() for p in encoder.parameters()) == 3 * 2 + (2 * 2 + 2) + 2 * 2
+
+
+def test_source_prior_shifts_whole_query_rows_and_only_the_direction_loss_trains_it():
+    encoder = _identity_encoder(similarity=False, prior="degree")
+    encoder.config.source_prior = True
+    encoder.source_prior_weight = torch.nn.Parameter(torch.tensor(0.0))
+    empty = _dense(torch.zeros(3, 3))
+    in_degree = torch.tensor([0.0, 3.0, 1.0])
+    with torch.no_grad():
+        encoder.prior_weight.fill_(0.5)
+        base = score(*encoder(empty, empty, target_in_degree=in_degree), encoder.scale)
+        encoder.source_prior_weight.fill_(-2.0)
+        s, t = encoder(empty, empty, target_in_degree=in_degree)
+    assert s.shape == (3, 4)  # dim 2 + target prior + source prior
+    shifted = score(s, t, encoder.scale)
+    # row u moves by -2 log(1 + d_in(u)): every query's ranking stays, x(u->v) - x(v->u) changes
+    assert torch.allclose(shifted, base - 2.0 * torch.log1p(in_degree)[:, None], atol=1e-5)
+    # the ranking loss is blind to it: its gradient is zero without the direction term
+    s, t = encoder(empty, empty, target_in_degree=in_degree)
+    edges, pool, one_way = torch.tensor([[0, 2], [1, 1]]), torch.tensor([0, 1, 2]), torch.tensor([True, True])
+    sampled_softmax_loss(s, t, edges, pool, one_way, 0.0, encoder.scale).total.backward()
+    assert encoder.source_prior_weight.grad.abs().item() < 1e-6
+    encoder.zero_grad()
+    s, t = encoder(empty, empty, target_in_degree=in_degree)
+    sampled_softmax_loss(s, t, edges, pool, one_way, 1.0, encoder.scale).total.backward()
+    assert encoder.source_prior_weight.grad.abs().item() > 1e-3
