@@ -57,7 +57,10 @@ class Clock(pl.Callback):
         self.epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.train_seconds.append(time.perf_counter() - self.epoch_start)
+        # Lightning runs the epoch-end validation before this hook: take its time out
+        ran = len(self.validation_seconds) > len(self.train_seconds)
+        validated = self.validation_seconds[-1] if ran else 0.0
+        self.train_seconds.append(time.perf_counter() - self.epoch_start - validated)
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self.validation_start = time.perf_counter()
