@@ -26,11 +26,14 @@ import torch
 from torch import Tensor
 
 from models.batching import EpochAggregation, computation_graph
+from models.direction import fit_source_prior
 from models.encoder import ComputationGraph, score
 from models.loss import blade_loss, sample_negatives
-from models.metrics import filtered_ranks, ranking_metrics
+from models.metrics import direction_auc, filtered_ranks, ranking_metrics
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
 
+# The degree priors' scalar weights (models.encoder.BladeEncoder), trained at prior_lr_factor x lr.
+PRIOR_WEIGHTS = ("prior_weight", "source_prior_weight")
 # Neighbourhoods for inference come from this fixed draw, so embeddings are reproducible.
 INFERENCE_SEED_OFFSET = 1_000_003
 
@@ -47,6 +50,7 @@ class ValidationSet:
     exclude_indptr: Tensor  # [N + 1] CSR of training out-neighbours
     exclude_indices: Tensor  # [nnz]
     ks: tuple[int, ...] = (5, 10, 20)
+    one_way: Tensor | None = None  # [2, P] validation edges whose reverse is in no train/val edge
 
 
 class LinkPredictionModule(pl.LightningModule):
@@ -72,6 +76,9 @@ class LinkPredictionModule(pl.LightningModule):
         lambda_asym: weight of the asymmetric loss term.
         edge_weight: ``[E]`` optional loss weights per training edge.
         validation: :class:`ValidationSet` or None.
+        prior_lr_factor: the degree priors' scalar weights (gamma, delta) learn at this multiple
+            of the learning rate: Adam moves a parameter by about ``lr`` per step whatever its
+            gradient, and a weight that must travel from 0 to ~1 in tens of steps needs more.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class LinkPredictionModule(pl.LightningModule):
         lambda_asym: float = 1.0,
         edge_weight: Tensor | None = None,
         validation: ValidationSet | None = None,
+        prior_lr_factor: float = 1.0,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -109,6 +117,7 @@ class LinkPredictionModule(pl.LightningModule):
         self.lambda_asym = lambda_asym
         self.edge_weight = edge_weight
         self.validation = validation
+        self.prior_lr_factor = prior_lr_factor
         self._epoch_out: EpochAggregation | None = None
         self._epoch_in: EpochAggregation | None = None
         self._inference: tuple[EpochAggregation, EpochAggregation] | None = None
@@ -207,5 +216,43 @@ class LinkPredictionModule(pl.LightningModule):
                 self.log(f"val_mrr@{k}", metrics[f"mrr@{k}"], batch_size=1)
                 self.log(f"val_hit_rate@{k}", metrics[f"hit_rate@{k}"], batch_size=1)
 
+    def _has_one_way_validation(self) -> bool:
+        return (self.validation is not None and self.validation.one_way is not None
+                and self.validation.one_way.shape[1] > 0)
+
+    @torch.no_grad()
+    def validation_direction_auc(self) -> float | None:
+        """Direction AUC on the validation one-way edges: x(u, v) against x(v, u) (None without)."""
+        if not self._has_one_way_validation():
+            return None
+        s, t = self.embeddings()
+        u, v = self.validation.one_way
+        return direction_auc((s[u] * t[v]).sum(-1), (s[v] * t[u]).sum(-1))
+
+    @torch.no_grad()
+    def calibrate_direction(self) -> dict[str, float] | None:
+        """Fits the source prior's weight delta to the validation one-way edges (see
+        :func:`models.direction.fit_source_prior`); ranking does not change. None when the
+        encoder has no source prior or there are no such edges."""
+        weight = getattr(self.encoder, "source_prior_weight", None)
+        if weight is None or not self._has_one_way_validation():
+            return None
+        s, t = self.embeddings()
+        u, v = self.validation.one_way
+        scale = float(self.encoder.scale.detach())
+        in_degree = torch.bincount(self.train_edges[1], minlength=self.num_nodes)
+        fit = fit_source_prior(scale * (s[u] * t[v]).sum(-1), scale * (s[v] * t[u]).sum(-1),
+                               torch.log1p(in_degree[u].float()), torch.log1p(in_degree[v].float()),
+                               float(weight))
+        weight.fill_(fit["delta"])
+        return fit
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(self.parameters())
+        named = list(self.named_parameters())
+        priors = [parameter for name, parameter in named if name.rpartition(".")[2] in PRIOR_WEIGHTS]
+        rest = [parameter for name, parameter in named if name.rpartition(".")[2] not in PRIOR_WEIGHTS]
+        if not priors:
+            return self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory([{"params": rest}, {"params": priors}])
+        optimizer.param_groups[1]["lr"] *= self.prior_lr_factor
+        return optimizer

@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from models.baselines import cooccurrence_scores, popularity_scores
+from models.evaluation import pairs_from_rows
 from models.graph import in_out_degrees
-from models.metrics import filtered_ranks, ranking_metrics
+from models.metrics import direction_auc, filtered_ranks, ranking_metrics
 from models.variants import get_variant
 from pipeline import compare, tracking
 from pipeline.artifacts import load_split_graph
@@ -68,7 +69,8 @@ def row_params(params: dict[str, Any], overrides: dict[str, Any]) -> tuple[str, 
 
 
 def baselines(graph, module) -> dict[str, dict[str, float]]:
-    """Co-occurrence and popularity on the rows' validation edges (the module's sample)."""
+    """Co-occurrence and popularity on the rows' validation edges (the module's sample) and
+    one-way validation edges (direction AUC)."""
     validation = module.validation
     in_degree, _ = in_out_degrees(graph.train, graph.num_nodes)
     out = {}
@@ -77,9 +79,16 @@ def baselines(graph, module) -> dict[str, dict[str, float]]:
         ranks = filtered_ranks(score_fn, validation.edges[0], validation.edges[1],
                                validation.exclude_indptr, validation.exclude_indices, graph.num_nodes)
         metrics = ranking_metrics(ranks, (10,))
+        pairs = pairs_from_rows(score_fn)
+        u, v = validation.one_way
         out[name] = {"val_mrr@10": round(metrics["mrr@10"], 5),
-                     "val_hit_rate@10": round(metrics["hit_rate@10"], 5)}
+                     "val_hit_rate@10": round(metrics["hit_rate@10"], 5),
+                     "val_direction_auc": _rounded(direction_auc(pairs(u, v), pairs(v, u)))}
     return out
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -113,11 +122,12 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             log.info("ablate: %s: finished earlier, kept", row_name)
             continue
         log.info("ablate: %s: %s %s", row_name, variant, rows[row_name] or "(params.yaml)")
-        if report.get("baselines_stamp") != fingerprint(data, row["train"]["val_queries"]):
+        if report.get("baselines_stamp") != fingerprint(data, row["train"]["val_queries"], "direction"):
             module = build_module(get_variant(variant), graph, row["neighbourhood"], row["train"], seed)
             report["baselines"] = baselines(graph, module)
-            report["baselines_stamp"] = fingerprint(data, row["train"]["val_queries"])
+            report["baselines_stamp"] = fingerprint(data, row["train"]["val_queries"], "direction")
             report["val_edges"] = int(module.validation.edges.shape[1])
+            report["val_one_way_edges"] = int(module.validation.one_way.shape[1])
         started = time.perf_counter()
         result = fit_variant(variant, graph, row["neighbourhood"], row["train"], seed, None, progress=False)
         finished[row_name] = {
@@ -127,6 +137,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "untrained_val_mrr@10": (None if result.untrained_score is None
                                      else round(result.untrained_score, 5)),
             "val_mrr@10_curve": [round(score, 5) for score in result.curve],
+            "val_direction_auc": _rounded(result.module.validation_direction_auc()),
             "epochs": result.epochs, "seconds": round(time.perf_counter() - started, 1),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),
         }

@@ -54,6 +54,7 @@ TUNED_PARAMS_PATH = Path("outputs/tune/best_params.json")
 CHECKPOINT_DIR = Path("outputs/checkpoints")
 METRICS_PATH = Path("metrics/train.json")
 MONITOR = "val_mrr@10"
+DIRECTION_EDGES = 20_000  # one-way validation edges (a seeded sample) that calibrate direction
 
 
 @dataclass
@@ -66,6 +67,7 @@ class FitResult:
     best_checkpoint: Path | None
     curve: list[float] = field(default_factory=list)  # validation MRR@10 after each epoch of this run
     untrained_score: float | None = None  # validation MRR@10 before the first step (None on resume)
+    direction: dict[str, float] | None = None  # source-prior calibration (models.direction)
 
 
 class EpochTimer(pl.Callback):
@@ -199,7 +201,11 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         count = min(int(config.get("val_queries", 5000)), graph.val.shape[1])
         chosen = torch.randperm(graph.val.shape[1], generator=generator)[:count]
         indptr, indices = out_neighbour_csr(graph.train, graph.num_nodes)
-        validation = ValidationSet(graph.val[:, chosen], indptr, indices)
+        known = torch.cat([graph.train, graph.val], dim=1)  # never the test edges
+        val_one_way = graph.val[:, one_way_mask(graph.val, known, graph.num_nodes)]
+        sample = torch.randperm(val_one_way.shape[1], generator=generator)[:DIRECTION_EDGES]
+        val_one_way = val_one_way[:, sample]
+        validation = ValidationSet(graph.val[:, chosen], indptr, indices, one_way=val_one_way)
     optimizer = partial(LazyAdam, lr=float(config["learning_rate"]),
                         weight_decay=float(config.get("weight_decay", 0.0)))
     common = dict(
@@ -208,6 +214,7 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         num_negatives=int(config["num_negatives"]), negative_pool=int(config.get("negative_pool", 0)),
         lambda_asym=float(config["lambda_asym"]) if variant.directed else 0.0,
         edge_weight=edge_weight, validation=validation,
+        prior_lr_factor=float(config.get("prior_lr_factor", 1.0)),
     )
     parts = (encoder, build_sampler(variant, graph, neighbourhood, int(config["fixed_fanout"])), optimizer,
              graph.train, one_way, graph.num_nodes, seed)
@@ -246,7 +253,8 @@ def fit_variant(
     if isinstance(module, FullGraphLinkPrediction):  # the module picks each step's edges itself
         train_loader = DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1)
     else:
-        train_loader = DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=int(config["batch_size"]),
+        train_loader = DataLoader(TensorDataset(torch.arange(num_edges)),
+                                  batch_size=int(config["batch_size"]),
                                   sampler=EpochSeededShuffle(num_edges, seed))
     val_loader = DataLoader(TensorDataset(torch.zeros(1)), batch_size=1)
     timer = EpochTimer(variant_name)
@@ -302,10 +310,17 @@ def fit_variant(
         best = best_weights.best_score
     if best is None:
         best = trainer.callback_metrics.get(MONITOR)
+    direction = None
+    if config.get("calibrate_direction", False):
+        direction = module.calibrate_direction()
+        if direction is not None:
+            log.info("%s direction: source prior %.3g -> %.3g, validation direction AUC %.4f -> %.4f",
+                     variant_name, direction["delta_before"], direction["delta"],
+                     direction["auc_before"], direction["auc"])
     durations = timer.durations or [seconds]
     return FitResult(module, float(best) if best is not None else float("nan"),
                      trainer.current_epoch, seconds, sum(durations) / len(durations), best_path,
-                     curve.scores, untrained)
+                     curve.scores, untrained, direction)
 
 
 def save_embeddings(path: Path, module: LinkPredictionModule, variant: str) -> None:

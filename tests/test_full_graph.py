@@ -218,3 +218,46 @@ def test_source_prior_shifts_whole_query_rows_and_only_the_direction_loss_trains
     s, t = encoder(empty, empty, target_in_degree=in_degree)
     sampled_softmax_loss(s, t, edges, pool, one_way, 1.0, encoder.scale).total.backward()
     assert encoder.source_prior_weight.grad.abs().item() > 1e-3
+
+
+def test_fit_source_prior_by_hand():
+    from models.direction import fit_source_prior
+    # the embeddings cannot tell direction (every score 0); the targets are the popular ends:
+    # l_u = log(1 + d_in(u)) in {0, 0.5}, l_v in {1, 2}. Any delta < 0 puts every forward score
+    # above every backward one (AUC 1 against 0.5 at delta = 0); the smallest such grid value wins.
+    zeros = torch.zeros(2)
+    fit = fit_source_prior(zeros, zeros, torch.tensor([0.0, 0.5]), torch.tensor([1.0, 2.0]), 0.0)
+    assert fit == {"delta": -0.125, "auc": 1.0, "delta_before": 0.0, "auc_before": 0.5}
+    # scores passed in include the current prior (delta = -3): removed first, so the same answer
+    # and the current weight is kept on a tie
+    fit = fit_source_prior(-3 * torch.tensor([0.0, 0.5]), -3 * torch.tensor([1.0, 2.0]),
+                           torch.tensor([0.0, 0.5]), torch.tensor([1.0, 2.0]), -3.0)
+    assert fit["delta"] == -3.0 and fit["auc"] == fit["auc_before"] == 1.0
+
+
+def test_calibration_sets_the_source_prior_and_keeps_rankings(graph):
+    config = dict(FULL, source_prior=True, max_epochs=2)
+    module = fit_variant("blade", graph, NEIGHBOURHOOD, config, seed=0, checkpoint_dir=None,
+                         progress=False).module
+    # VAL's one-way edges (reverse in no train/val edge) are the calibration set
+    assert module.validation.one_way.shape[1] > 0
+    scale = float(module.encoder.scale.detach())
+    before = score(*module.embeddings(), scale)
+    fit = module.calibrate_direction()
+    after = score(*module.embeddings(), scale)
+    assert float(module.encoder.source_prior_weight) == fit["delta"] and fit["auc"] >= fit["auc_before"]
+    shift = after - before  # a constant per query row (delta change x log(1 + d_in(u))): no ranking moves
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4)
+
+
+@pytest.mark.parametrize("factor", [1.0, 10.0])
+def test_prior_weights_learn_at_their_own_rate(graph, factor):
+    module = build_module(get_variant("blade"), graph, NEIGHBOURHOOD,
+                          dict(FULL, source_prior=True, prior_lr_factor=factor), seed=0)
+    optimizer = module.configure_optimizers()
+    base, priors = optimizer.param_groups
+    assert priors["lr"] == pytest.approx(factor * FULL["learning_rate"])
+    assert base["lr"] == FULL["learning_rate"]
+    assert {id(p) for p in priors["params"]} == {id(module.encoder.prior_weight),
+                                                 id(module.encoder.source_prior_weight)}
+    assert len(base["params"]) + 2 == len(list(module.parameters()))
