@@ -38,6 +38,7 @@ from models.variants import get_variant
 from pipeline import compare, tracking
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section, with_values
+from pipeline.settings import check_params
 from pipeline.storage import write_json
 from pipeline.train import build_module, fingerprint, fit_variant
 
@@ -57,15 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", nargs="+", help="row names of ablation.rows (default: all)")
 
 
-def row_params(params: dict[str, Any], overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def row_params(params: dict[str, Any], name: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The row's variant and parameters, checked like params.yaml itself."""
     overrides = dict(overrides)
     variant = str(overrides.pop("variant", "blade"))
-    get_variant(variant)
-    for key in overrides:
-        section_name, _, name = key.partition(".")
-        if section_name not in ("train", "neighbourhood") or not name:
-            raise ConfigError(f"params.yaml: ablation.rows: {key!r} must be a train.* or neighbourhood.* key")
-    return variant, with_values(params, overrides)
+    return variant, check_params(with_values(params, overrides), f"params.yaml: ablation.rows.{name}")
 
 
 def baselines(graph, module) -> dict[str, dict[str, float]]:
@@ -116,7 +113,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     finished = report.setdefault("rows", {})
     data = [graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()), int(graph.val.sum())]
     for row_name in chosen:
-        variant, row = row_params(params, rows[row_name])
+        variant, row = row_params(params, row_name, rows[row_name])
         stamp = fingerprint(variant, row["train"], row["neighbourhood"], seed, data, tracking.code_digest())
         if finished.get(row_name, {}).get("stamp") == stamp:
             log.info("ablate: %s: finished earlier, kept", row_name)

@@ -19,6 +19,7 @@ import warnings
 
 from pipeline.config import ConfigError, StageError, apply_overrides, load_params
 from pipeline.readers import InputError
+from pipeline.settings import check_params
 
 # sub-command -> (module, help)
 STAGES = {
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     quiet_library_noise()
     try:
-        params = apply_overrides(load_params(args.params), args.overrides)
+        params = check_params(load_params(args.params), args.params)
+        for override in args.overrides:  # each checked on its own: the error names it
+            params = check_params(apply_overrides(params, [override]), f"--set {override}")
         stage = importlib.import_module(args.module)
         if hasattr(stage, "add_arguments"):
             stage.main(params, args)

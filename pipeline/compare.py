@@ -46,6 +46,7 @@ from pipeline import tracking
 from pipeline import tune as tune_stage
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
+from pipeline.settings import check_params
 from pipeline.storage import write_json
 from pipeline.train import fingerprint, fit_variant, save_embeddings
 
@@ -92,7 +93,8 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
     params["tune"] = tune
     params["ingest"].update(dataset_config)
     params["base"]["dataset"] = name
-    return name, params
+    return name, check_params(params, f"params.yaml: compare.datasets.{name}" if dataset_config
+                              or not args.edges else f"--edges {args.edges}")
 
 
 def file_digest(path: str | Path) -> str:

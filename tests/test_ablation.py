@@ -56,5 +56,9 @@ def test_ablate_rejects_unknown_rows_and_keys(in_project_tmp):
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
     with pytest.raises(compare.ConfigError,
-                       match="'evaluate.ks' must be a train.\\* or neighbourhood.\\* key"):
+                       match="ablation: rows.bad: 'evaluate.ks' is not a train.\\* or neighbourhood.\\* key"):
+        ablation.main(params, _args(["bad"]))
+    params["ablation"] = {"rows": {"ours": {}, "bad": {"train.dropout": 1.5}}}
+    with pytest.raises(compare.ConfigError,
+                       match="ablation.rows.bad: train.dropout: must be less than 1 \\(got 1.5\\)"):
         ablation.main(params, _args(["bad"]))
