@@ -163,11 +163,7 @@ class TuneSettings(_Budget):
     @model_validator(mode="after")
     def _known_keys(self) -> TuneSettings:
         for key in self.space:
-            section_name, _, name = key.partition(".")
-            model = TUNABLE.get(section_name)
-            if model is None or name not in model.model_fields:
-                raise ValueError(f"space: {key!r} is not a neighbourhood.* or train.* key"
-                                 + _suggestion(key, tunable_keys()))
+            _check_tunable(key, "space: ")
         return self
 
 
@@ -263,11 +259,7 @@ class AblationSettings(_Section):
                         raise ValueError(f"rows.{row}: variant must be one of "
                                          f"{', '.join(VARIANTS.__args__)}, got {value!r}")
                     continue
-                section_name, _, name = key.partition(".")
-                model = TUNABLE.get(section_name)
-                if model is None or name not in model.model_fields:
-                    raise ValueError(f"rows.{row}: {key!r} is not a train.* or neighbourhood.* key"
-                                     + _suggestion(key, tunable_keys()))
+                _check_tunable(key, f"rows.{row}: ")
         return self
 
 
@@ -295,6 +287,15 @@ TUNABLE: dict[str, type[BaseModel]] = {"neighbourhood": NeighbourhoodSettings, "
 
 def tunable_keys() -> list[str]:
     return [f"{name}.{key}" for name, model in TUNABLE.items() for key in model.model_fields]
+
+
+def _check_tunable(key: str, where: str) -> None:
+    """``key`` must name a ``neighbourhood.*`` or ``train.*`` parameter."""
+    section_name, _, name = key.partition(".")
+    model = TUNABLE.get(section_name)
+    if model is None or name not in model.model_fields:
+        raise ValueError(f"{where}{key!r} is not a train.* or neighbourhood.* key"
+                         + _suggestion(key, tunable_keys()))
 
 
 def _suggestion(key: str, known: list[str], prefix: str = "") -> str:
