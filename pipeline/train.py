@@ -302,7 +302,7 @@ def fit_variant(
     best_path = None
     if checkpoint is not None and checkpoint.best_model_path:
         best_path = Path(checkpoint.best_model_path)
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     best = checkpoint.best_model_score if checkpoint is not None else None
     if best_weights is not None and best_weights.state is not None:

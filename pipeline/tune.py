@@ -246,9 +246,10 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     remaining = max(n_trials - done, 0)
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, experiment)
-    parent_id = parent_run(client, experiment_id, name, storage, dict(params, tune=tune))
+    shown = tracking.redact_url(storage)  # the password never reaches MLflow, files or the log
+    parent_id = parent_run(client, experiment_id, name, shown, dict(params, tune=dict(tune, storage=shown)))
     log.info("tune: study %s in %s: %d of %d trials finished, running %d (timeout %s s)",
-             name, storage, done, n_trials, remaining, timeout)
+             name, shown, done, n_trials, remaining, timeout)
     started = time.perf_counter()
     if remaining:
         study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id),
@@ -283,7 +284,8 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     result = run_study(graph, params, tune, name, storage,
                        str(params.get("mlflow", {}).get("experiment", "blade")))
     best_params = {
-        "study": name, "storage": storage, "trial": result.best_trial, "value": result.best_value,
+        "study": name, "storage": tracking.redact_url(storage), "trial": result.best_trial,
+        "value": result.best_value,
         "mlflow_parent_run_id": result.parent_run_id, "mlflow_run_id": result.best_run_id,
         "overrides": result.overrides,
     }

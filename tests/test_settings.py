@@ -94,3 +94,17 @@ def test_the_cli_refuses_a_misspelt_key_before_any_work(tmp_path, monkeypatch, c
     assert "--set ingest.edgs=x.csv: ingest.edgs: unknown key (did you mean ingest.edges?)" in \
         capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--k", "0"], "--k 0: score.k: must be greater than or equal to 1 (got 0)"),  # was silently 20
+    (["--chunk-size", "-1"],
+     "--chunk-size -1: score.chunk_size: must be greater than or equal to 1 (got -1)"),
+    (["--nprobe", "0"], "--nprobe 0: score.nprobe: must be greater than or equal to 1 (got 0)"),
+])
+def test_score_options_are_checked_like_their_keys(tmp_path, monkeypatch, capsys, option, message):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(SHIPPED))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["score", *option]) == 2  # before any model is loaded or file written
+    assert capsys.readouterr().err.strip() == f"blade score: error: {message}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]
