@@ -108,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ConfigError, StageError, FileNotFoundError) as error:
         print(f"blade {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a bug or an unforeseen input: one line, the traceback on request
+        if args.verbose:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"blade {args.command}: error: {type(error).__name__}: {first} "
+              f"(run `blade -v {args.command}` for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -109,7 +109,12 @@ def load_recommender(model_uri: str, device: str) -> OnnxRecommender:
     import mlflow
 
     tracking.client()  # the project's store (or MLFLOW_TRACKING_URI)
-    model = mlflow.pyfunc.load_model(model_uri)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        first = str(error).strip().splitlines()[0]
+        raise InputError(f"{model_uri}: no such registered model or alias in {mlflow.get_registry_uri()} "
+                         f"({first}); `dvc repro` registers one") from None
     python_model = model.unwrap_python_model()
     if not isinstance(python_model, BladeRecommender):
         raise InputError(f"{model_uri} is not a BLADE recommender (got {type(python_model).__name__})")
@@ -167,8 +172,10 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     exclude_linked = bool(config["exclude_linked"])
     device = str(config["device"])
     chunk = int(config["chunk_size"])
+    query_ids = None if source == ALL else read_queries(Path(source))  # a bad file fails before loading
     exact = load_recommender(model_uri, device)
-    query_ids = exact.catalogue.product_ids if source == ALL else read_queries(Path(source))
+    if query_ids is None:
+        query_ids = exact.catalogue.product_ids
     if len(query_ids) == 0:
         log.warning("score: %s holds no query ids; writing an empty result", source)
     index = str(config["index"])
