@@ -23,7 +23,7 @@ from models.metrics import one_way_mask
 from models.power_law import adaptive_sizes, fit_power_law_alpha, power_law_ccdf
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
-from pipeline.storage import pyplot, save_figure, write_json, write_parquet
+from pipeline.storage import pyplot, save_figure, whole_outputs, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ def plot_in_degree_distribution(in_degree: np.ndarray, alpha_hat: float, d_min: 
     save_figure(figure, path)
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     base, neighbourhood = section(params, "base"), section(params, "neighbourhood")
     graph = load_split_graph()

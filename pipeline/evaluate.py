@@ -33,7 +33,7 @@ from models.graph import in_out_degrees
 from models.metrics import one_way_mask, out_neighbour_csr
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import section
-from pipeline.storage import atomic_path, pyplot, save_figure, write_json, write_parquet
+from pipeline.storage import atomic_path, pyplot, save_figure, whole_outputs, write_json, write_parquet
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ def plot_hit_rate_by_degree(frame: pd.DataFrame, title: str, path: Path) -> None
     save_figure(figure, path)
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     base, config = section(params, "base"), section(params, "evaluate")
     graph = load_split_graph()

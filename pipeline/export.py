@@ -32,7 +32,7 @@ from models.scoring import top_k
 from pipeline.artifacts import load_split_graph
 from pipeline.config import StageError, section
 from pipeline.recommender import Catalogue, onnx_session
-from pipeline.storage import atomic_directory, write_json
+from pipeline.storage import atomic_directory, whole_outputs, write_json
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def check_parity(session, source: torch.Tensor, target: torch.Tensor, scale: flo
             "tied_positions_in_other_order": int(differing.sum())}
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     base, registry = section(params, "base"), section(params, "registry")
     config = params.get("export", {})
@@ -96,8 +97,9 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         parity = check_parity(session, source, target, scale, queries, min(k, graph.num_nodes - 1),
                               float(config.get("rtol", 1e-5)))
         Catalogue.save(tmp / CATALOGUE, graph.product_ids, link_indptr.numpy(), link_indices.numpy())
+        onnx_bytes = (tmp / SCORER).stat().st_size  # the directory lands when the stage succeeds
     metrics = {"variant": variant, "nodes": graph.num_nodes, "dim": int(source.shape[1]),
-               "onnx_bytes": (OUTPUT_DIR / SCORER).stat().st_size, "opset": model.opset_import[0].version,
+               "onnx_bytes": onnx_bytes, "opset": model.opset_import[0].version,
                "parity": parity, "seconds": round(time.perf_counter() - started, 1)}
     write_json(METRICS_PATH, metrics)
     log.info("export: %s scorer for %s nodes (%.0f MB) passed the ONNX checker and PyTorch parity on %d "

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from pipeline.config import ConfigError, section
 from pipeline.readers import RawGraph, read_edges, verify_checksum
-from pipeline.storage import atomic_directory, write_json, write_parquet
+from pipeline.storage import atomic_directory, whole_outputs, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def ingest(
     }
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     base, config = section(params, "base"), section(params, "ingest")
     started = time.perf_counter()

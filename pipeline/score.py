@@ -43,7 +43,7 @@ from pipeline.recommender import (
     recall_at_k,
 )
 from pipeline.settings import check_params
-from pipeline.storage import atomic_path, write_json
+from pipeline.storage import atomic_path, whole_outputs, write_json
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ def score(recommender: Recommender, query_ids: np.ndarray, output: Path, k: int,
             "output": str(output), "unknown_file": str(unknown_path) if len(unknown_ids) else None}
 
 
+@whole_outputs
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     for option in CLI_OPTIONS:  # each given option is checked like the score.* key it replaces
         value = getattr(args, option, None)

@@ -139,8 +139,8 @@ class SearchRange(_Section):
             return self
         if self.low is None or self.high is None:
             raise ValueError("expected {low, high[, log, int]} or {choices: [...]}")
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low:g}) must be < high ({self.high:g})")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
         if self.log and self.low <= 0:
             raise ValueError(f"a log range needs low > 0, got {self.low:g}")
         return self

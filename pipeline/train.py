@@ -45,7 +45,7 @@ from models.variants import Variant, get_variant
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
-from pipeline.storage import atomic_directory, atomic_path, write_json
+from pipeline.storage import atomic_directory, atomic_path, whole_outputs, write_json
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +347,7 @@ def with_tuned_values(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return with_values(params, study["overrides"]), study
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     section(params, "train")
     params, study = with_tuned_values(params)

@@ -36,7 +36,7 @@ import pytorch_lightning as pl
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
-from pipeline.storage import write_json
+from pipeline.storage import whole_outputs, write_json
 from pipeline.train import MONITOR, TUNED_PARAMS_PATH, TrainingDivergedError, fit_variant
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,7 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     return result
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     tune = section(params, "tune")
     section(params, "train")

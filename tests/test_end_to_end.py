@@ -264,3 +264,45 @@ def test_compare_and_report_on_a_user_edge_list(tiny_project: Path):
                             env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
                                                       f"{os.environ.get('PATH', '')}"))
     assert result.returncode == 2 and "nowhere: no comparison results" in result.stderr
+
+
+def _tree(root: Path, parts: tuple[str, ...]) -> dict[str, bytes]:
+    out = {}
+    for part in parts:
+        target = root / part
+        paths = sorted(target.rglob("*")) if target.is_dir() else [target]
+        out.update({str(path.relative_to(root)): path.read_bytes() for path in paths if path.is_file()})
+    return out
+
+
+# each run changes a value, so that the failed run's outputs would differ from the previous ones
+@pytest.mark.parametrize(("stage", "outputs", "change"), [
+    ("train", ("outputs/train", "metrics/train.json"), {"train.dim": 4}),
+    ("evaluate", ("outputs/evaluate", "metrics/evaluate.json", "plots"), {"evaluate.max_queries": 2}),
+    ("export", ("outputs/export", "metrics/export.json"), {"registry.variant": "sage"}),
+])
+def test_a_stage_that_fails_after_its_first_output_leaves_the_previous_outputs(
+        tiny_project: Path, monkeypatch, stage, outputs, change):
+    import importlib
+
+    from pipeline.config import load_params, with_values
+    from pipeline.settings import check_params
+
+    module = importlib.import_module(f"pipeline.{stage}")
+    monkeypatch.chdir(tiny_project)
+    before = _tree(tiny_project, outputs)
+    assert len(before) >= 2
+    real_write_json = module.write_json
+
+    def fail_at_the_metrics(path, payload):  # the stage's other outputs are written by then
+        if str(path).startswith("metrics"):
+            raise RuntimeError("injected failure")
+        real_write_json(path, payload)
+
+    monkeypatch.setattr(module, "write_json", fail_at_the_metrics)
+    params = check_params(with_values(load_params("params.yaml"), change))
+    with pytest.raises(RuntimeError, match="injected failure"):
+        module.main(params)
+    assert _tree(tiny_project, outputs) == before  # byte for byte
+    leftovers = [path for part in outputs for path in (tiny_project / part).parent.rglob(".*.tmp")]
+    assert leftovers == []

@@ -63,7 +63,7 @@ def test_defaults_fill_what_the_file_leaves_out():
      "ablation: rows.x: 'train.dimm' is not a train.* or neighbourhood.* key (did you mean train.dim?)"),
     ("tune.space={train.dimm: {low: 1, high: 2}}",
      "tune: space: 'train.dimm' is not a train.* or neighbourhood.* key (did you mean train.dim?)"),
-    ("tune.space={train.dim: {low: 64, high: 32}}", "tune.space.train.dim: low (64) must be < high (32)"),
+    ("tune.space={train.dim: {low: 64, high: 32}}", "tune.space.train.dim: low (64) must be <= high (32)"),
 ])
 def test_a_bad_value_is_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError) as error:
