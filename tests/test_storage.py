@@ -8,7 +8,8 @@ from pipeline.storage import atomic_directory, stage_outputs, write_json
 
 
 def _files(root):
-    return {str(path.relative_to(root)): path.read_text() for path in sorted(root.rglob("*")) if path.is_file()}
+    return {str(path.relative_to(root)): path.read_text()
+            for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def _stage(root, version: int, fail_after_first: bool = False) -> None:
