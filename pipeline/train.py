@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -120,6 +122,24 @@ class BestWeights(pl.Callback):
             self.best_score = value
             self.state = {name: tensor.detach().to("cpu", copy=True)
                           for name, tensor in pl_module.state_dict().items()}
+
+
+class KillAfterEpoch(pl.Callback):
+    """Fault injection for the resume test: ``BLADE_KILL_AFTER_EPOCH=N`` kills the process
+    (SIGKILL, as an out-of-memory killer or a lost machine would) as epoch N + 1 starts, when
+    epoch N's checkpoint is on disk (Lightning runs checkpoint callbacks last at an epoch's end,
+    so the start of the next epoch is the first moment after the save)."""
+
+    ENVIRONMENT = "BLADE_KILL_AFTER_EPOCH"
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:  # 0-based: the epoch after epoch N
+            log.warning("%s=%d: killing the process", self.ENVIRONMENT, self.epoch)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def sparse_features(graph: SplitGraph) -> torch.Tensor | None:
@@ -281,9 +301,17 @@ def fit_variant(
             log.info("%s: resuming from %s", variant_name, resume_from)
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=checkpoint_dir, filename="best", monitor=MONITOR if module.validation else None,
-            mode="max", save_last=True, enable_version_counter=False,
+            mode="max", enable_version_counter=False,
             save_on_train_epoch_end=True)  # after validation: resume starts at a clean epoch
-        all_callbacks.append(checkpoint)
+        # Every epoch's state, for resuming: ModelCheckpoint(save_last=True) writes last.ckpt
+        # only in epochs that also wrote a top-k file, i.e. when the monitored score improved, so
+        # a run killed after an epoch without improvement would repeat epochs since the best one.
+        latest = pl.callbacks.ModelCheckpoint(
+            dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
+            enable_version_counter=False, save_on_train_epoch_end=True)
+        all_callbacks += [checkpoint, latest]
+        if os.environ.get(KillAfterEpoch.ENVIRONMENT):
+            all_callbacks.append(KillAfterEpoch(int(os.environ[KillAfterEpoch.ENVIRONMENT])))
     trainer = pl.Trainer(
         max_epochs=int(config["max_epochs"]),
         accelerator=config.get("accelerator", "auto"), devices=config.get("devices", "auto"),

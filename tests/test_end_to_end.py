@@ -306,3 +306,39 @@ def test_a_stage_that_fails_after_its_first_output_leaves_the_previous_outputs(
     assert _tree(tiny_project, outputs) == before  # byte for byte
     leftovers = [path for part in outputs for path in (tiny_project / part).parent.rglob(".*.tmp")]
     assert leftovers == []
+
+
+def _train_process(project: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(variable, None)
+    env.update(extra_env or {})
+    command = ["blade", "train", "--set", "train.variants=[blade]", "--set", "train.max_epochs=4",
+               "--set", "train.early_stopping_patience=10"]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_killed_training_resumes_at_the_next_epoch_and_ends_with_the_same_model(tiny_project, tmp_path):
+    import torch
+
+    projects = {}
+    for name in ("uninterrupted", "killed"):
+        projects[name] = tmp_path / name
+        shutil.copytree(tiny_project, projects[name], ignore=shutil.ignore_patterns("checkpoints"))
+    straight = _train_process(projects["uninterrupted"])
+    assert straight.returncode == 0, straight.stderr
+    killed = _train_process(projects["killed"], {"BLADE_KILL_AFTER_EPOCH": "2"})
+    assert killed.returncode == -9  # SIGKILL, at the start of epoch 3
+    assert "blade epoch 2/4" in killed.stderr and "blade epoch 3/4" not in killed.stderr
+    assert (projects["killed"] / "outputs/checkpoints/blade/last.ckpt").is_file()
+    resumed = _train_process(projects["killed"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "blade: resuming from outputs/checkpoints/blade/last.ckpt" in resumed.stderr
+    epochs = [int(line.split("blade epoch ")[1].split("/")[0]) for line in resumed.stderr.splitlines()
+              if "blade epoch " in line]
+    final = {name: torch.load(project / "outputs/train/blade/embeddings.pt", weights_only=True)
+             for name, project in projects.items()}
+    assert epochs == [3, 4]  # it started at the next epoch, not at 1
+    assert torch.equal(final["killed"]["source"], final["uninterrupted"]["source"])
+    assert torch.equal(final["killed"]["target"], final["uninterrupted"]["target"])
