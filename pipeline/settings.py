@@ -15,7 +15,7 @@ filled in); ``Params`` is the typed view of the same values.
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -120,6 +120,14 @@ class TrainSettings(_Section):
     use_tuned: bool = True
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"
+
+    @model_validator(mode="after")
+    def _full_graph_choices(self) -> TrainSettings:
+        if self.propagation == "minibatch" and (self.similarity != "none" or self.target_prior != "none"
+                                                or self.source_prior):
+            raise ValueError("similarity, target_prior and source_prior need propagation: full "
+                             "(with minibatch set them to none, none, false)")
+        return self
 
 
 class SearchRange(_Section):
@@ -374,5 +382,26 @@ def check_params(params: dict[str, Any], source: str = "params.yaml") -> dict[st
 
 
 def typed(params: dict[str, Any]) -> Params:
-    """The typed view of validated parameters."""
-    return Params.model_validate(params)
+    """The typed view of parameters (checked as :func:`check_params` does)."""
+    try:
+        return Params.model_validate(params)
+    except ValidationError as error:
+        raise ConfigError(f"params.yaml: {_one_line(error.errors()[0])}") from None
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def as_settings(values: SectionT | dict[str, Any], model: type[SectionT]) -> SectionT:
+    """One section as its typed model: a model passes through, a mapping is checked (missing
+    keys take the schema's defaults); errors name the section."""
+    if isinstance(values, model):
+        return values
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        name = next((field for field, info in Params.model_fields.items() if info.annotation is model),
+                    model.__name__)
+        first = dict(error.errors()[0])
+        first["loc"] = (name, *first["loc"])
+        raise ConfigError(f"params.yaml: {_one_line(first)}") from None
