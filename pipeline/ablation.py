@@ -38,7 +38,7 @@ from models.variants import get_variant
 from pipeline import compare, tracking
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section, with_values
-from pipeline.settings import check_params
+from pipeline.settings import check_params, typed
 from pipeline.storage import write_json
 from pipeline.train import build_module, fingerprint, fit_variant
 
@@ -89,9 +89,9 @@ def _rounded(value: float | None) -> float | None:
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    rows = section(params, "ablation").get("rows") or {}
-    if not isinstance(rows, dict) or not rows:
-        raise ConfigError("params.yaml: ablation.rows must map row names to overrides")
+    rows = typed(params).ablation.rows
+    if not rows:
+        raise ConfigError("params.yaml: ablation.rows is empty: give at least one row (ours: {})")
     chosen = args.rows or list(rows)
     unknown = [name for name in chosen if name not in rows]
     if unknown:

@@ -532,9 +532,9 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    order = list(params.get("compare", {}).get("datasets", {}))
+    order = list(params["compare"]["datasets"])
     reports = load_reports(Path(args.reports), order)
-    headline = args.headline or str(params.get("base", {}).get("dataset", ""))
+    headline = args.headline or str(params["base"]["dataset"])
     output = Path(args.output)
     ablations = load_ablations(Path(getattr(args, "ablations", ABLATION_DIR)), order)
     render(reports, output, headline, ablations)

@@ -1,6 +1,7 @@
 """`blade report`: gains, tables and disagreements from hand-made comparison results."""
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import yaml
 from pipeline import report
 from pipeline.compare import summarise
 from pipeline.config import ConfigError
+from pipeline.settings import check_params
 from tests.conftest import PROJECT_ROOT
+from tests.test_settings import SHIPPED
 
 METRICS = ["hit_rate@5", "mrr@5", "hit_rate@10", "mrr@10", "hit_rate@20", "mrr@20"]
 
@@ -130,13 +133,14 @@ def test_main_reads_a_folder_and_names_a_broken_file(tmp_path):
     (folder / "small.json").write_text(json.dumps(SMALL))
     args = argparse.Namespace(reports=str(folder), output=str(tmp_path / "r.md"), headline=None,
                               ablations=str(tmp_path / "no-ablations"))
-    assert report.main({"base": {"dataset": "small"}}, args) == {"datasets": 1}
+    params = check_params(dict(copy.deepcopy(SHIPPED), base={"dataset": "small", "seed": 42}))
+    assert report.main(params, args) == {"datasets": 1}
     assert "small, all queries" in (tmp_path / "r.md").read_text()
     (folder / "broken.json").write_text("{not json")
     with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
-        report.main({}, args)
+        report.main(params, args)
     with pytest.raises(FileNotFoundError, match="no comparison results"):
-        report.main({}, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None,
+        report.main(params, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None,
                                            ablations=str(tmp_path / "no-ablations")))
 
 
