@@ -108,3 +108,13 @@ def test_score_options_are_checked_like_their_keys(tmp_path, monkeypatch, capsys
     assert cli.main(["score", *option]) == 2  # before any model is loaded or file written
     assert capsys.readouterr().err.strip() == f"blade score: error: {message}"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_the_schema_defaults_are_the_shipped_values():
+    # one source of defaults: a key left out of params.yaml means what params.yaml ships with
+    defaults = check_params({"ingest": {"edges": SHIPPED["ingest"]["edges"]}})
+    for name, values in SHIPPED.items():
+        for key, value in values.items():
+            if key in ("space", "datasets") or name == "ablation":
+                continue
+            assert defaults[name][key] == value, f"{name}.{key}: schema {defaults[name][key]!r}, file {value!r}"
