@@ -117,4 +117,4 @@ def test_the_schema_defaults_are_the_shipped_values():
         for key, value in values.items():
             if key in ("space", "datasets") or name == "ablation":
                 continue
-            assert defaults[name][key] == value, f"{name}.{key}: schema {defaults[name][key]!r}, file {value!r}"
+            assert defaults[name][key] == value, f"{name}.{key}: {defaults[name][key]!r} vs {value!r}"
