@@ -30,6 +30,7 @@ def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, mon
         assert len(row["val_mrr@10_curve"]) == row["epochs"] == 2
         assert row["untrained_val_mrr@10"] is not None
         assert 0.0 <= row["val_direction_auc"] <= 1.0  # on the one-way validation edges
+        assert 0.0 <= row["val_low_mrr@10"] <= 1.0
     assert set(report["baselines"]) == {"cooccurrence", "popularity"}
     assert report["val_one_way_edges"] > 0
     assert 0.0 <= report["baselines"]["popularity"]["val_direction_auc"] <= 1.0

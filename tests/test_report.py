@@ -106,7 +106,8 @@ ABLATION = {
     "rows": {
         "ours": {"variant": "blade", "overrides": {}, "best_val_mrr@10": 0.3, "best_epoch": 2,
                  "untrained_val_mrr@10": 0.2, "val_mrr@10_curve": [0.25, 0.3, 0.28], "epochs": 3,
-                 "seconds": 90.0, "seconds_per_epoch": 10.0, "val_direction_auc": 0.8123},
+                 "seconds": 90.0, "seconds_per_epoch": 10.0, "val_direction_auc": 0.8123,
+                 "val_low_mrr@10": 0.25},
         "no target prior": {"variant": "blade", "overrides": {"train.target_prior": "none"},
                             "best_val_mrr@10": 0.25, "best_epoch": 1, "untrained_val_mrr@10": 0.1,
                             "val_mrr@10_curve": [0.25, 0.2], "epochs": 2, "seconds": 30.0,
@@ -120,9 +121,10 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
     text = report.render([SMALL], output, headline="small", ablations=[ABLATION])
     assert (tmp_path / "docs" / "report" / "training_curves.png").stat().st_size > 0
     # one row per choice, with its difference to ours (0.25 - 0.30) and its untrained start
-    assert "| ours | params.yaml | **0.3000** |  | 0.2000 | 0.8123 | 2 / 3 | 10.0 | 1.5 min |" in text
+    assert ("| ours | params.yaml | **0.3000** |  | 0.2000 | 0.2500 | 0.8123 | 2 / 3 | 10.0 | "
+            "1.5 min |") in text
     # a row without a direction AUC (an older file) leaves the cell empty
-    assert ("| no target prior | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  | 1 / 2 | 12.5 | "
+    assert ("| no target prior | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  |  | 1 / 2 | 12.5 | "
             "0.5 min |") in text
     assert "co-occurrence MRR@10 0.2000 (HR@10 0.4000, direction AUC 0.7500)" in text
 
