@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from models.baselines import cooccurrence_scores, popularity_scores
+from models.encoder import score as embedding_score
 from models.evaluation import pairs_from_rows
 from models.graph import in_out_degrees
 from models.metrics import direction_auc, filtered_ranks, ranking_metrics
@@ -38,6 +40,7 @@ from models.variants import get_variant
 from pipeline import compare, tracking
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section, with_values
+from pipeline.settings import check_params, typed
 from pipeline.storage import write_json
 from pipeline.train import build_module, fingerprint, fit_variant
 
@@ -57,33 +60,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rows", nargs="+", help="row names of ablation.rows (default: all)")
 
 
-def row_params(params: dict[str, Any], overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def row_params(params: dict[str, Any], name: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The row's variant and parameters, checked like params.yaml itself."""
     overrides = dict(overrides)
     variant = str(overrides.pop("variant", "blade"))
-    get_variant(variant)
-    for key in overrides:
-        section_name, _, name = key.partition(".")
-        if section_name not in ("train", "neighbourhood") or not name:
-            raise ConfigError(f"params.yaml: ablation.rows: {key!r} must be a train.* or neighbourhood.* key")
-    return variant, with_values(params, overrides)
+    return variant, check_params(with_values(params, overrides), f"params.yaml: ablation.rows.{name}")
 
 
-def baselines(graph, module) -> dict[str, dict[str, float]]:
+def validation_scores(score_fn, validation, low_queries: Tensor) -> dict[str, float]:
+    """Validation MRR@10 and HR@10, overall and over the low-degree queries (``low_queries``:
+    ``[Q]`` bool over the validation edges)."""
+    num_nodes = len(validation.exclude_indptr) - 1
+    ranks = filtered_ranks(score_fn, validation.edges[0], validation.edges[1],
+                           validation.exclude_indptr, validation.exclude_indices, num_nodes)
+    overall, low = ranking_metrics(ranks, (10,)), ranking_metrics(ranks[low_queries], (10,))
+    return {"val_mrr@10": round(overall["mrr@10"], 5),
+            "val_hit_rate@10": round(overall["hit_rate@10"], 5),
+            "val_low_mrr@10": round(low["mrr@10"], 5),
+            "val_low_hit_rate@10": round(low["hit_rate@10"], 5)}
+
+
+def low_degree_queries(graph, validation, low_degree_max: int) -> Tensor:
+    """``[Q]`` bool: the validation edge's query has training in-degree <= ``low_degree_max``."""
+    in_degree, _ = in_out_degrees(graph.train, graph.num_nodes)
+    return in_degree[validation.edges[0]] <= low_degree_max
+
+
+def trained_scores(graph, module, low_degree_max: int) -> dict[str, float]:
+    """:func:`validation_scores` of a trained module's embeddings."""
+    source, target = module.embeddings()
+    scale = float(module.encoder.scale.detach())
+    validation = module.validation
+    return validation_scores(lambda queries: embedding_score(source[queries], target, scale), validation,
+                             low_degree_queries(graph, validation, low_degree_max))
+
+
+def baselines(graph, module, low_degree_max: int) -> dict[str, dict[str, float]]:
     """Co-occurrence and popularity on the rows' validation edges (the module's sample) and
     one-way validation edges (direction AUC)."""
     validation = module.validation
+    low = low_degree_queries(graph, validation, low_degree_max)
     in_degree, _ = in_out_degrees(graph.train, graph.num_nodes)
     out = {}
     for name, score_fn in (("cooccurrence", cooccurrence_scores(graph.train, graph.num_nodes)),
                            ("popularity", popularity_scores(in_degree))):
-        ranks = filtered_ranks(score_fn, validation.edges[0], validation.edges[1],
-                               validation.exclude_indptr, validation.exclude_indices, graph.num_nodes)
-        metrics = ranking_metrics(ranks, (10,))
         pairs = pairs_from_rows(score_fn)
         u, v = validation.one_way
-        out[name] = {"val_mrr@10": round(metrics["mrr@10"], 5),
-                     "val_hit_rate@10": round(metrics["hit_rate@10"], 5),
-                     "val_direction_auc": _rounded(direction_auc(pairs(u, v), pairs(v, u)))}
+        out[name] = validation_scores(score_fn, validation, low) | {
+            "val_direction_auc": _rounded(direction_auc(pairs(u, v), pairs(v, u)))}
     return out
 
 
@@ -92,9 +116,9 @@ def _rounded(value: float | None) -> float | None:
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    rows = section(params, "ablation").get("rows") or {}
-    if not isinstance(rows, dict) or not rows:
-        raise ConfigError("params.yaml: ablation.rows must map row names to overrides")
+    rows = typed(params).ablation.rows
+    if not rows:
+        raise ConfigError("params.yaml: ablation.rows is empty: give at least one row (ours: {})")
     chosen = args.rows or list(rows)
     unknown = [name for name in chosen if name not in rows]
     if unknown:
@@ -116,20 +140,23 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     finished = report.setdefault("rows", {})
     data = [graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()), int(graph.val.sum())]
     for row_name in chosen:
-        variant, row = row_params(params, rows[row_name])
+        variant, row = row_params(params, row_name, rows[row_name])
         stamp = fingerprint(variant, row["train"], row["neighbourhood"], seed, data, tracking.code_digest())
         if finished.get(row_name, {}).get("stamp") == stamp:
             log.info("ablate: %s: finished earlier, kept", row_name)
             continue
         log.info("ablate: %s: %s %s", row_name, variant, rows[row_name] or "(params.yaml)")
-        if report.get("baselines_stamp") != fingerprint(data, row["train"]["val_queries"], "direction"):
+        low_degree_max = int(params["evaluate"]["low_degree_max"])
+        baselines_stamp = fingerprint(data, row["train"]["val_queries"], "direction", low_degree_max)
+        if report.get("baselines_stamp") != baselines_stamp:
             module = build_module(get_variant(variant), graph, row["neighbourhood"], row["train"], seed)
-            report["baselines"] = baselines(graph, module)
-            report["baselines_stamp"] = fingerprint(data, row["train"]["val_queries"], "direction")
+            report["baselines"] = baselines(graph, module, low_degree_max)
+            report["baselines_stamp"] = baselines_stamp
             report["val_edges"] = int(module.validation.edges.shape[1])
             report["val_one_way_edges"] = int(module.validation.one_way.shape[1])
         started = time.perf_counter()
         result = fit_variant(variant, graph, row["neighbourhood"], row["train"], seed, None, progress=False)
+        low = trained_scores(graph, result.module, low_degree_max)
         finished[row_name] = {
             "stamp": stamp, "variant": variant, "overrides": rows[row_name],
             "best_val_mrr@10": round(result.best_score, 5),
@@ -137,6 +164,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "untrained_val_mrr@10": (None if result.untrained_score is None
                                      else round(result.untrained_score, 5)),
             "val_mrr@10_curve": [round(score, 5) for score in result.curve],
+            "val_low_mrr@10": low["val_low_mrr@10"], "val_low_hit_rate@10": low["val_low_hit_rate@10"],
             "val_direction_auc": _rounded(result.module.validation_direction_auc()),
             "epochs": result.epochs, "seconds": round(time.perf_counter() - started, 1),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),

@@ -19,6 +19,7 @@ import warnings
 
 from pipeline.config import ConfigError, StageError, apply_overrides, load_params
 from pipeline.readers import InputError
+from pipeline.settings import check_params
 
 # sub-command -> (module, help)
 STAGES = {
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     quiet_library_noise()
     try:
-        params = apply_overrides(load_params(args.params), args.overrides)
+        params = check_params(load_params(args.params), args.params)
+        for override in args.overrides:  # each checked on its own: the error names it
+            params = check_params(apply_overrides(params, [override]), f"--set {override}")
         stage = importlib.import_module(args.module)
         if hasattr(stage, "add_arguments"):
             stage.main(params, args)
@@ -105,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ConfigError, StageError, FileNotFoundError) as error:
         print(f"blade {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a bug or an unforeseen input: one line, the traceback on request
+        if args.verbose:
+            raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"blade {args.command}: error: {type(error).__name__}: {first} "
+              f"(run `blade -v {args.command}` for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

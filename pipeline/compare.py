@@ -46,6 +46,7 @@ from pipeline import tracking
 from pipeline import tune as tune_stage
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
+from pipeline.settings import check_params
 from pipeline.storage import write_json
 from pipeline.train import fingerprint, fit_variant, save_embeddings
 
@@ -78,21 +79,22 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
         params["ingest"]["edges"] = args.edges
     else:
         name = args.dataset or section(params, "base")["dataset"]
-        datasets = config.get("datasets", {})
+        datasets = config["datasets"]
         if name not in datasets:
             raise ConfigError(f"params.yaml: compare.datasets has no '{name}' "
                               f"(known: {', '.join(datasets)}); or pass --edges FILE")
         dataset_config = dict(datasets[name])
     for key in ("train", "evaluate"):
         params[key].update(dataset_config.pop(key, {}))
-    tune = dict(config.get("tune", {}), **dataset_config.pop("tune", {}))
+    tune = dict(config["tune"], **dataset_config.pop("tune", {}))
     tune["space"] = section(params, "tune")["space"]
     if getattr(args, "trials", None) is not None:
         tune["n_trials"] = args.trials
     params["tune"] = tune
     params["ingest"].update(dataset_config)
     params["base"]["dataset"] = name
-    return name, params
+    return name, check_params(params, f"params.yaml: compare.datasets.{name}" if dataset_config
+                              or not args.edges else f"--edges {args.edges}")
 
 
 def file_digest(path: str | Path) -> str:
@@ -106,11 +108,10 @@ def file_digest(path: str | Path) -> str:
 def ingest_seed(params: dict[str, Any], directory: Path, seed: int) -> dict[str, Any]:
     config = params["ingest"]
     return ingest_stage.ingest(
-        config["edges"], directory / "ingest", fmt=config.get("format", "auto"),
-        source_column=config.get("source_column", "source"),
-        target_column=config.get("target_column", "target"),
-        id_type=config.get("id_type", "auto"), split=config["split"], seed=seed,
-        verify_checksums=bool(config.get("verify_checksums", True)))
+        config["edges"], directory / "ingest", fmt=config["format"],
+        source_column=config["source_column"], target_column=config["target_column"],
+        id_type=config["id_type"], split=config["split"], seed=seed,
+        verify_checksums=config["verify_checksums"])
 
 
 def power_law(graph: SplitGraph, neighbourhood: dict[str, Any]) -> dict[str, float]:
@@ -118,7 +119,7 @@ def power_law(graph: SplitGraph, neighbourhood: dict[str, Any]) -> dict[str, flo
     train_in, _ = in_out_degrees(graph.train, graph.num_nodes)
     d_min = int(neighbourhood["d_min"])
     alpha_hat = fit_power_law_alpha(train_in, d_min)
-    alpha = effective_alpha(neighbourhood.get("alpha"), float(neighbourhood.get("alpha_multiplier", 1.0)),
+    alpha = effective_alpha(neighbourhood["alpha"], float(neighbourhood["alpha_multiplier"]),
                             alpha_hat)
     return {"d_min": d_min, "alpha_hat": round(alpha_hat, 4), "alpha_used": round(alpha, 4)}
 
@@ -134,15 +135,15 @@ def study_seconds(study_name: str, storage: str) -> float:
 def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) -> dict[str, Any]:
     """Tune BLADE on the first seed's split (validation edges only); ``{}`` when ``n_trials`` is 0."""
     tune = params["tune"]
-    if int(tune.get("n_trials", 0)) <= 0:
+    if int(tune["n_trials"]) <= 0:
         return {}
     directory = WORK_DIR / name / f"seed{seed}"
     ingest_seed(params, directory, seed)
     graph = load_split_graph(directory / "ingest")
     study_params = with_values(params, {"base.seed": seed})
     fixed = {key: study_params[key] for key in ("ingest", "neighbourhood", "train")}
-    digest = tracking.config_digest([fixed, tune.get("space"), tune.get("max_epochs"),
-                                     tune.get("include_defaults"), seed,
+    digest = tracking.config_digest([fixed, tune["space"], tune["max_epochs"],
+                                     tune["include_defaults"], seed,
                                      file_digest(params["ingest"]["edges"]), tracking.code_digest()])
     storage = f"sqlite:///{(WORK_DIR / name / 'optuna.db').resolve()}"
     (WORK_DIR / name).mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,7 @@ def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) 
             "default_val_mrr@10": (round(result.default_value, 5)
                                    if result.default_value is not None else None),
             "trials": result.counts, "seconds": round(study_seconds(result.name, storage), 1),
-            "budget": {key: tune.get(key) for key in ("n_trials", "timeout_seconds", "max_epochs")}}
+            "budget": {key: tune[key] for key in ("n_trials", "timeout_seconds", "max_epochs")}}
 
 
 def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants: list[str],
@@ -174,10 +175,10 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
     started = time.perf_counter()
     ingest_metrics = ingest_seed(params, directory, seed)
     graph = load_split_graph(directory / "ingest")
-    ks = tuple(int(k) for k in evaluate_config.get("ks", (5, 10, 20)))
+    ks = tuple(int(k) for k in evaluate_config["ks"])
     evaluation, total = evaluate_stage.evaluation_set(
-        graph, str(evaluate_config.get("split", "test")), int(evaluate_config.get("max_queries", 0)),
-        seed, ks, int(evaluate_config.get("low_degree_max", 2)))
+        graph, str(evaluate_config["split"]), int(evaluate_config["max_queries"]),
+        seed, ks, int(evaluate_config["low_degree_max"]))
     train_dir = directory / "train"
     for stale in train_dir.glob("*/embeddings.pt"):
         stale.unlink()  # only this run's variants are evaluated
@@ -260,9 +261,9 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     variants = args.variants or list(config["variants"])
     for variant in variants:
         get_variant(variant)  # a typo fails before any work
-    tuned_variants = list(config.get("tuned_variants", ["blade"]))
+    tuned_variants = list(config["tuned_variants"])
     seeds = args.seeds or [int(seed) for seed in config["seeds"]]
-    experiment = str(config.get("mlflow_experiment", "blade-compare"))
+    experiment = str(config["mlflow_experiment"])
     edges = Path(params["ingest"]["edges"])
     if not edges.is_file():
         raise FileNotFoundError(f"{edges}: no such edge list (run `dvc pull` for the bundled graphs)")
@@ -285,7 +286,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     run = report["runs"][0]
     print(f"\n{name}: {run['nodes']:,} nodes, {run['edges']:,} edges; filtered ranking of "
           f"{run['evaluated_edges']:,} of {run['test_edges']:,} test edges; seeds {seeds}; "
-          f"low = query training in-degree <= {params['evaluate'].get('low_degree_max', 2)}; "
+          f"low = query training in-degree <= {params['evaluate']['low_degree_max']}; "
           f"{report['compute_seconds']:.0f} s of compute")
     if tuned:
         print(f"tuned ({tuned['trials'].get('complete', 0)} trials on seed {seeds[0]}'s validation edges): "

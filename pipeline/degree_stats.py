@@ -22,8 +22,8 @@ from models.graph import in_out_degrees
 from models.metrics import one_way_mask
 from models.power_law import adaptive_sizes, fit_power_law_alpha, power_law_ccdf
 from pipeline.artifacts import SplitGraph, load_split_graph
-from pipeline.config import section
-from pipeline.storage import pyplot, save_figure, write_json, write_parquet
+from pipeline.settings import NeighbourhoodSettings, as_settings, typed
+from pipeline.storage import pyplot, save_figure, whole_outputs, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +32,19 @@ METRICS_PATH = Path("metrics/degree_stats.json")
 PLOT_PATH = Path("plots/in_degree_distribution.png")
 
 
-def degree_statistics(graph: SplitGraph, neighbourhood: dict[str, Any]) -> tuple[dict, pd.DataFrame]:
+def degree_statistics(graph: SplitGraph, neighbourhood: NeighbourhoodSettings | dict[str, Any],
+                      ) -> tuple[dict, pd.DataFrame]:
     """Metrics dictionary and the per-node table (degrees on the full and training graph, n_u)."""
-    d_min = int(neighbourhood["d_min"])
+    neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
+    d_min = neighbourhood.d_min
     edges = graph.all_edges
     in_degree, out_degree = in_out_degrees(edges, graph.num_nodes)
     train_in, train_out = in_out_degrees(graph.train, graph.num_nodes)
     alpha_hat = fit_power_law_alpha(in_degree, d_min)
-    n_max = int(neighbourhood["n_max"])
+    n_max = neighbourhood.n_max
     sizes, alpha_hat_train, alpha = adaptive_sizes(
-        train_in, d_min=d_min, alpha=neighbourhood.get("alpha"),
-        alpha_multiplier=neighbourhood.get("alpha_multiplier", 1.0),
-        n_min=int(neighbourhood["n_min"]), n_max=n_max)
+        train_in, d_min=d_min, alpha=neighbourhood.alpha, alpha_multiplier=neighbourhood.alpha_multiplier,
+        n_min=neighbourhood.n_min, n_max=n_max)
     one_way = one_way_mask(edges, edges, graph.num_nodes)
     metrics = {
         "nodes": graph.num_nodes,
@@ -95,15 +96,16 @@ def plot_in_degree_distribution(in_degree: np.ndarray, alpha_hat: float, d_min: 
     save_figure(figure, path)
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
-    base, neighbourhood = section(params, "base"), section(params, "neighbourhood")
+    settings = typed(params)
     graph = load_split_graph()
-    metrics, table = degree_statistics(graph, neighbourhood)
+    metrics, table = degree_statistics(graph, settings.neighbourhood)
     write_parquet(OUTPUT_DIR / "degrees.parquet", table)
     write_json(METRICS_PATH, metrics)
-    if section(params, "degree_stats").get("plot", True):
+    if settings.degree_stats.plot:
         plot_in_degree_distribution(table["in_degree"].to_numpy(), metrics["alpha_hat"],
-                                    metrics["d_min"], f"{base['dataset']}: in-degree distribution",
+                                    metrics["d_min"], f"{settings.base.dataset}: in-degree distribution",
                                     PLOT_PATH)
     log.info(
         "degree_stats: alpha_hat = %.3f (d_min = %d; training split %.3f), one-way edges %.1f%%, "

@@ -32,8 +32,8 @@ from models.evaluation import (
 from models.graph import in_out_degrees
 from models.metrics import one_way_mask, out_neighbour_csr
 from pipeline.artifacts import SplitGraph, load_split_graph
-from pipeline.config import section
-from pipeline.storage import atomic_path, pyplot, save_figure, write_json, write_parquet
+from pipeline.settings import typed
+from pipeline.storage import atomic_path, pyplot, save_figure, whole_outputs, write_json, write_parquet
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
 log = logging.getLogger(__name__)
@@ -105,17 +105,18 @@ def plot_hit_rate_by_degree(frame: pd.DataFrame, title: str, path: Path) -> None
     save_figure(figure, path)
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
-    base, config = section(params, "base"), section(params, "evaluate")
+    settings = typed(params)
+    base, config = settings.base, settings.evaluate
     graph = load_split_graph()
-    ks = tuple(int(k) for k in config.get("ks", (5, 10, 20)))
-    evaluation, total = evaluation_set(graph, config.get("split", "test"),
-                                       int(config.get("max_queries", 0)), int(base["seed"]), ks,
-                                       int(config.get("low_degree_max", 2)))
+    ks = tuple(config.ks)
+    evaluation, total = evaluation_set(graph, config.split, config.max_queries, base.seed, ks,
+                                       config.low_degree_max)
     queries = evaluation.edges.shape[1]
     log.info("evaluate: %s of %s %s edges (%s), filtered ranking over all %s nodes",
-             f"{queries:,}", f"{total:,}", config.get("split", "test"),
-             "all" if queries == total else f"seeded sample, seed {base['seed']}",
+             f"{queries:,}", f"{total:,}", config.split,
+             "all" if queries == total else f"seeded sample, seed {base.seed}",
              f"{graph.num_nodes:,}")
     results: dict[str, Any] = {}
     for method, (rows, pairs) in scorers(graph, TRAIN_DIR).items():
@@ -130,14 +131,14 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         for method, result in results.items() for bucket, values in result["buckets"].items()
     ])
     write_parquet(OUTPUT_DIR / "hit_rate_by_degree.parquet", curves)
-    plot_hit_rate_by_degree(curves, f"{base['dataset']}: HitRate@10 by query in-degree", PLOT_PATH)
-    payload = {"dataset": base["dataset"], "split": config.get("split", "test"),
-               "evaluated_edges": queries, "split_edges": total, "seed": int(base["seed"]),
+    plot_hit_rate_by_degree(curves, f"{base.dataset}: HitRate@10 by query in-degree", PLOT_PATH)
+    payload = {"dataset": base.dataset, "split": config.split,
+               "evaluated_edges": queries, "split_edges": total, "seed": base.seed,
                "filtered": "query and its training out-neighbours excluded", "methods": results}
     write_json(METRICS_PATH, payload)
     table = results_table(results, ks)
-    heading = (f"{base['dataset']}: filtered ranking of {queries:,} {config.get('split', 'test')} "
-               f"edges against all {graph.num_nodes:,} nodes (seed {base['seed']}); "
+    heading = (f"{base.dataset}: filtered ranking of {queries:,} {config.split} "
+               f"edges against all {graph.num_nodes:,} nodes (seed {base.seed}); "
                f"'low' = queries with training in-degree <= {evaluation.low_degree_max}")
     text = f"{heading}\n{table.to_string(index=False, float_format=lambda x: f'{x:.4f}')}\n"
     with atomic_path(TABLE_PATH) as tmp:

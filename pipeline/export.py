@@ -30,9 +30,10 @@ from models.metrics import out_neighbour_csr
 from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES, build_scorer
 from models.scoring import top_k
 from pipeline.artifacts import load_split_graph
-from pipeline.config import StageError, section
+from pipeline.config import StageError
 from pipeline.recommender import Catalogue, onnx_session
-from pipeline.storage import atomic_directory, write_json
+from pipeline.settings import typed
+from pipeline.storage import atomic_directory, whole_outputs, write_json
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,10 @@ def check_parity(session, source: torch.Tensor, target: torch.Tensor, scale: flo
             "tied_positions_in_other_order": int(differing.sum())}
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
-    base, registry = section(params, "base"), section(params, "registry")
-    config = params.get("export", {})
-    variant = str(registry.get("variant", "blade"))
+    settings = typed(params)
+    config, variant = settings.export, settings.registry.variant
     path = TRAIN_DIR / variant / "embeddings.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: train the {variant!r} variant first (train.variants)")
@@ -85,19 +86,20 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     graph = load_split_graph()
     started = time.perf_counter()
     model = build_scorer(source.numpy(), target.numpy(), scale)
-    k = int(config.get("check_k", 20))
-    generator = np.random.default_rng(int(base["seed"]))
-    count = min(int(config.get("check_queries", 256)), graph.num_nodes)
+    k = config.check_k
+    generator = np.random.default_rng(settings.base.seed)
+    count = min(config.check_queries, graph.num_nodes)
     queries = generator.choice(graph.num_nodes, size=count, replace=False)
     link_indptr, link_indices = out_neighbour_csr(graph.all_edges, graph.num_nodes)
     with atomic_directory(OUTPUT_DIR) as tmp:
         onnx.save_model(model, tmp / SCORER)
         session = onnx_session(tmp / SCORER, "cpu")
         parity = check_parity(session, source, target, scale, queries, min(k, graph.num_nodes - 1),
-                              float(config.get("rtol", 1e-5)))
+                              config.rtol)
         Catalogue.save(tmp / CATALOGUE, graph.product_ids, link_indptr.numpy(), link_indices.numpy())
+        onnx_bytes = (tmp / SCORER).stat().st_size  # the directory lands when the stage succeeds
     metrics = {"variant": variant, "nodes": graph.num_nodes, "dim": int(source.shape[1]),
-               "onnx_bytes": (OUTPUT_DIR / SCORER).stat().st_size, "opset": model.opset_import[0].version,
+               "onnx_bytes": onnx_bytes, "opset": model.opset_import[0].version,
                "parity": parity, "seconds": round(time.perf_counter() - started, 1)}
     write_json(METRICS_PATH, metrics)
     log.info("export: %s scorer for %s nodes (%.0f MB) passed the ONNX checker and PyTorch parity on %d "

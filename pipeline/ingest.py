@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from pipeline.config import ConfigError, section
+from pipeline.config import ConfigError
 from pipeline.readers import RawGraph, read_edges, verify_checksum
-from pipeline.storage import atomic_directory, write_json, write_parquet
+from pipeline.settings import typed
+from pipeline.storage import atomic_directory, whole_outputs, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -149,19 +150,21 @@ def ingest(
     }
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
-    base, config = section(params, "base"), section(params, "ingest")
+    settings = typed(params)
+    config = settings.ingest
     started = time.perf_counter()
     metrics = ingest(
-        config["edges"],
+        config.edges,
         OUTPUT_DIR,
-        fmt=config.get("format", "auto"),
-        source_column=config.get("source_column", "source"),
-        target_column=config.get("target_column", "target"),
-        id_type=config.get("id_type", "auto"),
-        split=config["split"],
-        seed=int(base["seed"]),
-        verify_checksums=bool(config.get("verify_checksums", True)),
+        fmt=config.format,
+        source_column=config.source_column,
+        target_column=config.target_column,
+        id_type=config.id_type,
+        split=config.split.model_dump(),
+        seed=settings.base.seed,
+        verify_checksums=config.verify_checksums,
     )
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     write_json(METRICS_PATH, metrics)

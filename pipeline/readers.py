@@ -16,6 +16,7 @@ scan run, to name the first bad line: ``file:line: what was expected, what was f
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import re
@@ -80,6 +81,8 @@ def read_edges(
     integer_ids = id_type == "int" or (id_type == "auto" and fmt in ("snap", "npz"))
     if fmt == "npz":
         return _read_npz(path)
+    if fmt in ("snap", "csv", "tsv"):
+        _check_compression(path)
     if fmt == "snap":
         source, target = _read_snap(path)
     elif fmt in ("csv", "tsv"):
@@ -94,12 +97,59 @@ def read_edges(
     return RawGraph(source=source, target=target)
 
 
-def _open_text(path: Path):
+# leading bytes of compressed files: gzip is read (with a .gz name), the others are refused
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip",
+          b"\x28\xb5\x2f\xfd": "zstd"}
+
+
+def _compression(path: Path) -> str | None:
     with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")
-    return path.open("r", encoding="utf-8", errors="replace", newline="")
+        head = probe.read(6)
+    return next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def _check_compression(path: Path) -> None:
+    """A text edge list is plain UTF-8, or gzip with a ``.gz`` name; anything else is refused."""
+    kind = _compression(path)
+    named_gz = path.name.lower().endswith(".gz")
+    if kind == "gzip" and not named_gz:
+        raise InputError(f"{path}: gzip-compressed, but the name does not end in .gz; "
+                         f"rename it to {path.name}.gz")
+    if kind not in (None, "gzip"):
+        raise InputError(f"{path}: {kind}-compressed; expected plain text or gzip (.gz): "
+                         f"decompress it first")
+    if named_gz and kind != "gzip":
+        raise InputError(f"{path}: named .gz but not gzip-compressed; rename it without .gz")
+
+
+def _open_text(path: Path):
+    if _compression(path) == "gzip":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return path.open("r", encoding="utf-8", newline="")
+
+
+def _raise_if_undecodable(path: Path) -> None:
+    """Raise naming the line and byte offset of the first byte sequence that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    opener = gzip.open if _compression(path) == "gzip" else open
+    offset, lines = 0, 1
+    with opener(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                position = max(error.start, 0)
+                line = lines + block.count(b"\n", 0, position)
+                raise InputError(
+                    f"{path}:{line}: byte {offset + position} ({block[position:position + 1]!r}) is not "
+                    f"UTF-8; expected UTF-8 text (re-encode the file, e.g. iconv -t UTF-8)") from None
+            offset += len(block)
+            lines += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: ends inside a multi-byte character (byte {offset}); expected "
+                             f"UTF-8 text") from None
 
 
 def _read_snap(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +160,10 @@ def _read_snap(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except pd.errors.EmptyDataError:
         _raise_first_bad_snap_line(path)
         raise InputError(f"{path}: empty: no edge lines found (expected '<source> <target>' lines)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError):
+    except UnicodeDecodeError:
+        _raise_if_undecodable(path)
+        raise
+    except (pd.errors.ParserError, EOFError, OSError):
         _raise_first_bad_snap_line(path)
         raise
     if frame.shape[1] != 2 or frame.isna().any().any():
@@ -138,8 +191,15 @@ def _raise_first_bad_snap_line(path: Path) -> None:
 
 def _read_delimited(path: Path, sep: str, source_column: str, target_column: str):
     try:
+        # header=None: the header row fixes the field count, and a row with more fields is an
+        # error (with header=0 pandas would take an extra first field as the index, shifting
+        # every column: source B, target X for "A,B,X")
         frame = pd.read_csv(path, sep=sep, dtype=str, engine="c", keep_default_na=False,
-                            comment=None, skip_blank_lines=True)
+                            comment=None, skip_blank_lines=True, header=None,
+                            compression="gzip" if _compression(path) == "gzip" else None)
+    except UnicodeDecodeError:
+        _raise_if_undecodable(path)
+        raise
     except pd.errors.EmptyDataError:
         raise InputError(
             f"{path}: empty: expected a header row naming columns '{source_column}' and "
@@ -148,10 +208,14 @@ def _read_delimited(path: Path, sep: str, source_column: str, target_column: str
     except pd.errors.ParserError as error:
         line = _line_number_from_parser_error(str(error))
         where = f"{path}:{line}" if line else f"{path}"
+        counts = re.search(r"Expected (\d+) fields in line \d+, saw (\d+)", str(error))
+        found = f"found {counts.group(2)}" if counts else str(error)
+        expected = counts.group(1) if counts else "as many"
         raise InputError(
-            f"{where}: expected {2 if sep else ''} columns separated by {sep!r} as in the "
-            f"header; {error}"
-        ) from error
+            f"{where}: expected {expected} fields separated by {sep!r}, as in the header; {found}"
+        ) from None
+    frame.columns = [str(name) for name in frame.iloc[0]]
+    frame = frame.iloc[1:].reset_index(drop=True)
     _check_columns(path, list(frame.columns), source_column, target_column)
     source = frame[source_column].to_numpy(dtype=object)
     target = frame[target_column].to_numpy(dtype=object)
@@ -209,21 +273,37 @@ def _nth_data_line(path: Path, row: int) -> int:
 
 
 def _as_integer_ids(path: Path, fmt: str, source: np.ndarray, target: np.ndarray):
-    """Convert string ids to int64, naming the first line whose id is not an integer."""
-    both = pd.Series(np.concatenate([source, target]))
-    numeric = pd.to_numeric(both, errors="coerce")
-    integral = numeric.notna() & (numeric == numeric.round())
-    if not integral.all():
-        bad_position = int(np.flatnonzero(~integral.to_numpy())[0])
+    """Convert string ids to int64, naming the first line whose id is not an integer.
+
+    An id must be written as an integer (``[+-]digits``: not ``3.0`` or ``1e3``, which would
+    silently become 3 and 1000) and fit int64 (an id above 2^63 - 1 would wrap around and merge
+    products); otherwise the error names the line and ``ingest.id_type: string`` keeps ids as
+    exact strings."""
+    both = pd.Series(np.concatenate([source, target]), dtype=object).astype(str)
+    digits = both.str.lstrip("+-").str.lstrip("0").str.len()
+    integral = both.str.fullmatch(r"[+-]?\d+")
+    # 19 significant digits may or may not fit; more never do
+    fits = digits < 19
+    edge = integral & (digits == 19)
+    if edge.any():
+        fits[edge] = [INT64_MIN <= int(token) <= INT64_MAX for token in both[edge]]
+    valid = (integral & fits).to_numpy()
+    if not valid.all():
+        bad_position = int(np.flatnonzero(~valid)[0])
         row = bad_position % len(source)
         token = both.iloc[bad_position]
         line = _nth_snap_data_line(path, row) if fmt == "snap" else _nth_data_line(path, row)
+        what = ("an integer id outside int64" if integral.iloc[bad_position] else
+                "a non-integer id")
         raise InputError(
-            f"{path}:{line}: expected integer node ids (id_type int), found {token!r}; "
-            f"set ingest.id_type: string for product ids such as ASINs"
+            f"{path}:{line}: expected integer node ids in int64 (id_type int), found {what} "
+            f"{token[:40]!r}; set ingest.id_type: string to keep ids as exact strings"
         )
-    values = numeric.to_numpy(dtype=np.int64)
+    values = both.to_numpy().astype(np.int64)
     return values[: len(source)], values[len(source):]
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _nth_snap_data_line(path: Path, row: int) -> int:
@@ -241,18 +321,21 @@ def _nth_snap_data_line(path: Path, row: int) -> int:
 
 def _read_npz(path: Path) -> RawGraph:
     try:
-        archive = np.load(path, allow_pickle=True)
+        archive = np.load(path, allow_pickle=False)  # a pickled object array could run code
     except Exception as error:
         raise InputError(f"{path}: cannot be read as .npz: {error}") from error
     with archive:
         keys = set(archive.files)
-        adjacency = _csr_from_npz(archive, keys, ("adj_matrix.", "adj_"))
+        try:
+            adjacency = _csr_from_npz(archive, keys, ("adj_matrix.", "adj_"))
+            features = _csr_from_npz(archive, keys, ("attr_matrix.", "attr_"))
+        except ValueError as error:  # e.g. an object (pickled) array: refused, never unpickled
+            raise InputError(f"{path}: expected numeric adjacency/attribute arrays: {error}") from None
         if adjacency is None:
             raise InputError(
                 f"{path}: expected a gnn-benchmark SparseGraph with arrays adj_data/adj_indices/"
                 f"adj_indptr/adj_shape (or adj_matrix.*), found {sorted(keys)[:8]}"
             )
-        features = _csr_from_npz(archive, keys, ("attr_matrix.", "attr_"))
     if adjacency.shape[0] != adjacency.shape[1]:
         raise InputError(f"{path}: adjacency must be square, got shape {adjacency.shape}")
     coo = adjacency.tocoo()

@@ -110,7 +110,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
     base, registry = section(params, "base"), section(params, "registry")
-    name, variant = str(registry["model_name"]), str(registry.get("variant", "blade"))
+    name, variant = str(registry["model_name"]), str(registry["variant"])
     summary_path = TRAIN_DIR / variant / "summary.json"
     if not summary_path.is_file():
         raise FileNotFoundError(f"{summary_path} not found: train the {variant!r} variant first "

@@ -336,9 +336,9 @@ def overrides_text(row: dict[str, Any]) -> str:
 def ablation_table(ablation: dict[str, Any]) -> list[str]:
     rows = ablation["rows"]
     ours = rows.get("ours", {}).get("best_val_mrr@10")
-    lines = ["| row | changes | val MRR@10 | vs ours | untrained | val direction AUC | best epoch / epochs "
-             "| s / epoch | time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| row | changes | val MRR@10 | vs ours | untrained | low-degree val MRR@10 | val direction AUC "
+             "| best epoch / epochs | s / epoch | time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, row in rows.items():
         best = row["best_val_mrr@10"]
         delta = "" if ours is None or name == "ours" else f"{best - ours:+.4f}"
@@ -346,12 +346,14 @@ def ablation_table(ablation: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {name} | {overrides_text(row)} | {'**' if name == 'ours' else ''}{best:.4f}"
             f"{'**' if name == 'ours' else ''} | {delta} | "
-            f"{_optional(untrained)} | {_optional(row.get('val_direction_auc'))} | "
+            f"{_optional(untrained)} | {_optional(row.get('val_low_mrr@10'))} | "
+            f"{_optional(row.get('val_direction_auc'))} | "
             f"{row['best_epoch']} / {row['epochs']} | "
             f"{row['seconds_per_epoch']:.1f} | {row['seconds'] / 60:.1f} min |")
     baselines = ablation.get("baselines", {})
     lines += ["", "Baselines on the same validation edges: " + "; ".join(
         f"{label(name)} MRR@10 {values['val_mrr@10']:.4f} (HR@10 {values['val_hit_rate@10']:.4f}"
+        + (f", low-degree MRR@10 {values['val_low_mrr@10']:.4f}" if "val_low_mrr@10" in values else "")
         + (f", direction AUC {values['val_direction_auc']:.4f}" if values.get("val_direction_auc") else "")
         + ")" for name, values in baselines.items()) + "."]
     return lines
@@ -532,9 +534,9 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    order = list(params.get("compare", {}).get("datasets", {}))
+    order = list(params["compare"]["datasets"])
     reports = load_reports(Path(args.reports), order)
-    headline = args.headline or str(params.get("base", {}).get("dataset", ""))
+    headline = args.headline or str(params["base"]["dataset"])
     output = Path(args.output)
     ablations = load_ablations(Path(getattr(args, "ablations", ABLATION_DIR)), order)
     render(reports, output, headline, ablations)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from pipeline import tracking
-from pipeline.config import section
+from pipeline.config import section, with_values
 from pipeline.readers import InputError
 from pipeline.recommender import (
     DEVICES,
@@ -42,7 +42,8 @@ from pipeline.recommender import (
     onnx_session,
     recall_at_k,
 )
-from pipeline.storage import atomic_path, write_json
+from pipeline.settings import check_params
+from pipeline.storage import atomic_path, whole_outputs, write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ ALL = "all"
 METRICS_PATH = Path("metrics/score.json")
 SCHEMA = pa.schema([("query_id", pa.string()), ("rank", pa.int64()), ("product_id", pa.string()),
                     ("score", pa.float64())])
+
+
+# command-line options that stand for the score.* key of the same name
+CLI_OPTIONS = ("model", "input", "output", "k", "exclude_linked", "device", "chunk_size", "index",
+               "nlist", "nprobe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +109,12 @@ def load_recommender(model_uri: str, device: str) -> OnnxRecommender:
     import mlflow
 
     tracking.client()  # the project's store (or MLFLOW_TRACKING_URI)
-    model = mlflow.pyfunc.load_model(model_uri)
+    try:
+        model = mlflow.pyfunc.load_model(model_uri)
+    except mlflow.exceptions.MlflowException as error:
+        first = str(error).strip().splitlines()[0]
+        raise InputError(f"{model_uri}: no such registered model or alias in {mlflow.get_registry_uri()} "
+                         f"({first}); `dvc repro` registers one") from None
     python_model = model.unwrap_python_model()
     if not isinstance(python_model, BladeRecommender):
         raise InputError(f"{model_uri} is not a BLADE recommender (got {type(python_model).__name__})")
@@ -147,26 +158,32 @@ def score(recommender: Recommender, query_ids: np.ndarray, output: Path, k: int,
             "output": str(output), "unknown_file": str(unknown_path) if len(unknown_ids) else None}
 
 
+@whole_outputs
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    for option in CLI_OPTIONS:  # each given option is checked like the score.* key it replaces
+        value = getattr(args, option, None)
+        if value is not None:
+            params = check_params(with_values(params, {f"score.{option}": value}),
+                                  f"--{option.replace('_', '-')} {value}")
     config = section(params, "score")
-    model_uri = args.model or str(config["model"])
-    source = args.input or str(config.get("input", ALL))
-    output = Path(args.output or config["output"])
-    k = int(args.k or config.get("k", 20))
-    exclude_linked = bool(config.get("exclude_linked", False) if args.exclude_linked is None else True)
-    device = args.device or str(config.get("device", "auto"))
-    chunk = int(args.chunk_size or config.get("chunk_size", 4096))
-    if k < 1:
-        raise InputError(f"--k must be >= 1, got {k}")
+    model_uri = str(config["model"])
+    source = str(config["input"])
+    output = Path(config["output"])
+    k = int(config["k"])
+    exclude_linked = bool(config["exclude_linked"])
+    device = str(config["device"])
+    chunk = int(config["chunk_size"])
+    query_ids = None if source == ALL else read_queries(Path(source))  # a bad file fails before loading
     exact = load_recommender(model_uri, device)
-    query_ids = exact.catalogue.product_ids if source == ALL else read_queries(Path(source))
+    if query_ids is None:
+        query_ids = exact.catalogue.product_ids
     if len(query_ids) == 0:
         log.warning("score: %s holds no query ids; writing an empty result", source)
-    index = args.index or str(config.get("index", "exact"))
+    index = str(config["index"])
     recommender, recall = exact, None
     if index == "ivf":
-        recommender = FaissRecommender(exact.scorer_path, exact.catalogue, args.nlist or config.get("nlist"),
-                                       int(args.nprobe or config.get("nprobe", 16)))
+        recommender = FaissRecommender(exact.scorer_path, exact.catalogue, config["nlist"],
+                                       int(config["nprobe"]))
         sample = np.random.default_rng(0).choice(len(exact.catalogue.product_ids),
                                                  min(1000, len(exact.catalogue.product_ids)), replace=False)
         recall = recall_at_k(recommender, exact, sample, k)

@@ -1,21 +1,96 @@
-"""Atomic outputs: every file a stage writes appears whole or not at all.
+"""Atomic outputs: every file a stage writes appears whole or not at all, and inside
+:func:`stage_outputs` every output of the stage appears together or not at all.
 
 A stage writes to a temporary sibling and renames it into place (``os.replace`` is atomic on
 one filesystem), so an interrupted or failed run never leaves a half-written output behind.
+Within ``with stage_outputs():`` the renames wait until the block ends without an error; then
+they run one after the other (renames only: the window is microseconds). A failure anywhere in
+the block deletes every temporary and leaves the previous outputs as they were.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
+
+
+class _Staging:
+    """The temporaries of one :func:`stage_outputs` block and where each goes on success."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path]] = []  # (temporary, final), in completion order
+        self.open_directories: list[Path] = []  # temporary directories being filled
+
+    def inside_open_directory(self, path: Path) -> bool:
+        return any(directory in path.parents for directory in self.open_directories)
+
+
+T = TypeVar("T")
+_STAGING: ContextVar[_Staging | None] = ContextVar("stage_outputs", default=None)
+
+
+@contextmanager
+def stage_outputs() -> Iterator[None]:
+    """Every atomic output written in the block appears only if the whole block succeeds."""
+    staging = _Staging()
+    token = _STAGING.set(staging)
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in staging.pending:
+            _remove(tmp)
+        raise
+    finally:
+        _STAGING.reset(token)
+    for tmp, path in staging.pending:
+        _move_into_place(tmp, path)
+
+
+def whole_outputs(stage: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a stage's ``main``: its outputs appear together or not at all."""
+    @functools.wraps(stage)
+    def run(*args: Any, **kwargs: Any) -> T:
+        with stage_outputs():
+            return stage(*args, **kwargs)
+
+    return run
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() and path.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        os.replace(path, trash / path.name)
+        os.replace(tmp, path)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def _finish(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` into place now, or when the enclosing :func:`stage_outputs` succeeds (a
+    path inside one of its temporary directories moves with that directory)."""
+    staging = _STAGING.get()
+    if staging is None or staging.inside_open_directory(path):
+        _move_into_place(tmp, path)
+    else:
+        staging.pending.append((tmp, path))
 
 
 @contextmanager
@@ -28,10 +103,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _finish(tmp, path)
 
 
 @contextmanager
@@ -40,18 +115,18 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    staging = _STAGING.get()
+    if staging is not None:
+        staging.open_directories.append(tmp)
     try:
         yield tmp
-        if path.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, trash / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if staging is not None:
+            staging.open_directories.remove(tmp)
+    _finish(tmp, path)
 
 
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:

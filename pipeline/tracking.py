@@ -182,6 +182,19 @@ def environment() -> dict[str, Any]:
     }
 
 
+def redact_url(url: str) -> str:
+    """A storage URL with its password replaced by ``***`` (``postgresql://user:***@host/db``),
+    for everything that is logged, tagged or written; other URLs and paths are unchanged."""
+    scheme, separator, rest = str(url).partition("://")
+    if not separator:
+        return str(url)
+    credentials, at, location = rest.rpartition("@")
+    if not at or ":" not in credentials or "/" in credentials:
+        return str(url)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{location}"
+
+
 def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
     """``{"a": {"b": 1}}`` -> ``{"prefix.a.b": "1"}``: nested params as MLflow param keys."""
     flat: dict[str, str] = {}

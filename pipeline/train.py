@@ -20,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -44,8 +46,9 @@ from models.sampler import NeighbourhoodSampler
 from models.variants import Variant, get_variant
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
-from pipeline.config import ConfigError, section, with_values
-from pipeline.storage import atomic_directory, atomic_path, write_json
+from pipeline.config import ConfigError, with_values
+from pipeline.settings import NeighbourhoodSettings, TrainSettings, as_settings, typed
+from pipeline.storage import atomic_directory, atomic_path, whole_outputs, write_json
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,24 @@ class BestWeights(pl.Callback):
                           for name, tensor in pl_module.state_dict().items()}
 
 
+class KillAfterEpoch(pl.Callback):
+    """Fault injection for the resume test: ``BLADE_KILL_AFTER_EPOCH=N`` kills the process
+    (SIGKILL, as an out-of-memory killer or a lost machine would) as epoch N + 1 starts, when
+    epoch N's checkpoint is on disk (Lightning runs checkpoint callbacks last at an epoch's end,
+    so the start of the next epoch is the first moment after the save)."""
+
+    ENVIRONMENT = "BLADE_KILL_AFTER_EPOCH"
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:  # 0-based: the epoch after epoch N
+            log.warning("%s=%d: killing the process", self.ENVIRONMENT, self.epoch)
+            logging.shutdown()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def sparse_features(graph: SplitGraph) -> torch.Tensor | None:
     if graph.features is None:
         return None
@@ -131,74 +152,62 @@ def sparse_features(graph: SplitGraph) -> torch.Tensor | None:
                                    check_invariants=True).coalesce()
 
 
-def build_sampler(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, Any],
+def build_sampler(variant: Variant, graph: SplitGraph, neighbourhood: NeighbourhoodSettings | dict[str, Any],
                   fixed_fanout: int) -> NeighbourhoodSampler:
     """The variant's sampler over the training graph (both directions for undirected SAGE)."""
+    neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
     train = graph.train
     in_degree, _ = in_out_degrees(train, graph.num_nodes)
     if variant.adaptive:
         sizes, _, _ = adaptive_sizes(
-            in_degree, d_min=int(neighbourhood["d_min"]), alpha=neighbourhood.get("alpha"),
-            alpha_multiplier=neighbourhood.get("alpha_multiplier", 1.0),
-            n_min=int(neighbourhood["n_min"]), n_max=int(neighbourhood["n_max"]))
+            in_degree, d_min=neighbourhood.d_min, alpha=neighbourhood.alpha,
+            alpha_multiplier=neighbourhood.alpha_multiplier,
+            n_min=neighbourhood.n_min, n_max=neighbourhood.n_max)
     else:
         sizes = torch.full((graph.num_nodes,), int(fixed_fanout), dtype=torch.long)
     edges = train if variant.directed else torch.cat([train, train.flip(0)], dim=1)
     return NeighbourhoodSampler(
         edges, graph.num_nodes, sizes,
-        beta=float(neighbourhood["beta"]) if variant.biased else 0.0,
-        bias=neighbourhood.get("bias", "degree_sum"),
-        h_max=int(neighbourhood["h_max"]),
+        beta=neighbourhood.beta if variant.biased else 0.0,
+        bias=neighbourhood.bias,
+        h_max=neighbourhood.h_max,
         adaptive=variant.adaptive,
     )
 
 
-def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, Any],
-                 config: dict[str, Any], seed: int) -> LinkPredictionModule:
-    features = sparse_features(graph) if config.get("use_features", True) else None
+def build_module(variant: Variant, graph: SplitGraph, neighbourhood: NeighbourhoodSettings | dict[str, Any],
+                 config: TrainSettings | dict[str, Any], seed: int) -> LinkPredictionModule:
+    config = as_settings(config, TrainSettings)
+    features = sparse_features(graph) if config.use_features else None
     encoder_config = EncoderConfig(
-        num_nodes=graph.num_nodes, dim=int(config["dim"]), num_layers=int(config["num_layers"]),
-        aggregation=config.get("aggregation", "mean"),
+        num_nodes=graph.num_nodes, dim=config.dim, num_layers=config.num_layers,
+        aggregation=config.aggregation,
         in_features=None if features is None else features.shape[1],
-        dropout=float(config.get("dropout", 0.0)), self_term=bool(config.get("self_term", True)),
-        score_scale=float(config.get("score_scale", 5.0)),
-        learn_scale=bool(config.get("learn_scale", False)),
-        activation=config.get("activation", "relu"), weight_init=config.get("weight_init", "random"),
-        similarity=variant.directed and config.get("similarity", "none") != "none",
-        target_prior=config.get("target_prior", "none") if variant.directed else "none",
-        shared_input=bool(config.get("shared_input", False)) and variant.directed,
-        source_prior=bool(config.get("source_prior", False)) and variant.directed,
+        dropout=config.dropout, self_term=config.self_term,
+        score_scale=config.score_scale, learn_scale=config.learn_scale,
+        activation=config.activation, weight_init=config.weight_init,
+        similarity=variant.directed and config.similarity != "none",
+        target_prior=config.target_prior if variant.directed else "none",
+        shared_input=config.shared_input and variant.directed,
+        source_prior=config.source_prior and variant.directed,
     )
-    propagation = config.get("propagation", "minibatch")
-    if propagation not in ("full", "minibatch"):
-        raise ConfigError(f"params.yaml: train.propagation must be full or minibatch, got {propagation!r}")
-    if propagation == "minibatch" and (encoder_config.similarity or encoder_config.target_prior != "none"
-                                       or encoder_config.source_prior):
-        raise ConfigError("params.yaml: train.similarity, train.target_prior and train.source_prior need "
-                          "train.propagation: full")
     torch.manual_seed(seed)  # the encoder's initial weights
     encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(encoder_config)
-    id_init = config.get("id_init", "random")
-    if id_init not in ("random", "structure"):
-        raise ConfigError(f"params.yaml: train.id_init must be random or structure, got {id_init!r}")
-    if id_init == "structure" and features is None:
+    if config.id_init == "structure" and features is None:
         start = random_projection_embedding(graph.train, graph.num_nodes, encoder_config.dim, hops=2,
                                             generator=torch.Generator().manual_seed(seed))
         with torch.no_grad():
             for table in encoder.id_tables():
                 table.copy_(start * ID_EMBEDDING_STD * encoder_config.dim**0.5)
     in_degree, out_degree = in_out_degrees(graph.train, graph.num_nodes)
-    weighting = config.get("edge_weighting", "none")
-    if weighting not in ("none", "degree"):
-        raise ConfigError(f"params.yaml: train.edge_weighting must be none or degree, got {weighting!r}")
     edge_weight = None
-    if weighting == "degree":
+    if config.edge_weighting == "degree":
         edge_weight = (out_degree[graph.train[0]] * in_degree[graph.train[1]]).float()
     one_way = one_way_mask(graph.train, graph.train, graph.num_nodes)
     validation = None
     if graph.val.shape[1] > 0:
         generator = torch.Generator().manual_seed(seed)
-        count = min(int(config.get("val_queries", 5000)), graph.val.shape[1])
+        count = min(config.val_queries, graph.val.shape[1])
         chosen = torch.randperm(graph.val.shape[1], generator=generator)[:count]
         indptr, indices = out_neighbour_csr(graph.train, graph.num_nodes)
         known = torch.cat([graph.train, graph.val], dim=1)  # never the test edges
@@ -206,25 +215,23 @@ def build_module(variant: Variant, graph: SplitGraph, neighbourhood: dict[str, A
         sample = torch.randperm(val_one_way.shape[1], generator=generator)[:DIRECTION_EDGES]
         val_one_way = val_one_way[:, sample]
         validation = ValidationSet(graph.val[:, chosen], indptr, indices, one_way=val_one_way)
-    optimizer = partial(LazyAdam, lr=float(config["learning_rate"]),
-                        weight_decay=float(config.get("weight_decay", 0.0)))
+    optimizer = partial(LazyAdam, lr=config.learning_rate, weight_decay=config.weight_decay)
     common = dict(
         features=features, aggregation=encoder_config.aggregation,
         node_degree=(in_degree + out_degree) if encoder_config.aggregation == "degree_weighted" else None,
-        num_negatives=int(config["num_negatives"]), negative_pool=int(config.get("negative_pool", 0)),
-        lambda_asym=float(config["lambda_asym"]) if variant.directed else 0.0,
-        edge_weight=edge_weight, validation=validation,
-        prior_lr_factor=float(config.get("prior_lr_factor", 1.0)),
+        num_negatives=config.num_negatives, negative_pool=config.negative_pool,
+        lambda_asym=config.lambda_asym if variant.directed else 0.0,
+        edge_weight=edge_weight, validation=validation, prior_lr_factor=config.prior_lr_factor,
     )
-    parts = (encoder, build_sampler(variant, graph, neighbourhood, int(config["fixed_fanout"])), optimizer,
+    parts = (encoder, build_sampler(variant, graph, neighbourhood, config.fixed_fanout), optimizer,
              graph.train, one_way, graph.num_nodes, seed)
-    if propagation == "minibatch":
+    if config.propagation == "minibatch":
         return LinkPredictionModule(*parts, **common)
     return FullGraphLinkPrediction(
-        *parts, **common, supervision_fraction=float(config.get("supervision_fraction", 0.2)),
-        batch_size=int(config["batch_size"]), loss=config.get("loss", "softmax"),
-        similarity=config.get("similarity", "none") if variant.directed else "none",
-        lambda_similarity=float(config.get("lambda_similarity", 0.0)))
+        *parts, **common, supervision_fraction=config.supervision_fraction,
+        batch_size=config.batch_size, loss=config.loss,
+        similarity=config.similarity if variant.directed else "none",
+        lambda_similarity=config.lambda_similarity)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -234,8 +241,8 @@ def fingerprint(*parts: Any) -> str:
 def fit_variant(
     variant_name: str,
     graph: SplitGraph,
-    neighbourhood: dict[str, Any],
-    config: dict[str, Any],
+    neighbourhood: NeighbourhoodSettings | dict[str, Any],
+    config: TrainSettings | dict[str, Any],
     seed: int,
     checkpoint_dir: Path | None,
     callbacks: list[pl.Callback] | None = None,
@@ -247,6 +254,8 @@ def fit_variant(
     The returned module holds the weights of the best validation epoch (from the best checkpoint,
     or kept in memory when ``checkpoint_dir`` is None) and ``best_score`` is that epoch's score."""
     variant = get_variant(variant_name)
+    config = as_settings(config, TrainSettings)
+    neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
     pl.seed_everything(seed, workers=True, verbose=False)
     module = build_module(variant, graph, neighbourhood, config, seed)
     num_edges = graph.train.shape[1]
@@ -254,7 +263,7 @@ def fit_variant(
         train_loader = DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1)
     else:
         train_loader = DataLoader(TensorDataset(torch.arange(num_edges)),
-                                  batch_size=int(config["batch_size"]),
+                                  batch_size=config.batch_size,
                                   sampler=EpochSeededShuffle(num_edges, seed))
     val_loader = DataLoader(TensorDataset(torch.zeros(1)), batch_size=1)
     timer = EpochTimer(variant_name)
@@ -267,10 +276,10 @@ def fit_variant(
         all_callbacks.append(best_weights)
     if module.validation is not None:
         all_callbacks.append(pl.callbacks.EarlyStopping(
-            MONITOR, mode="max", patience=int(config.get("early_stopping_patience", 3))))
+            MONITOR, mode="max", patience=config.early_stopping_patience))
     if checkpoint_dir is not None:
-        stamp = fingerprint(variant_name, neighbourhood, config, seed, graph.num_nodes,
-                            int(graph.train.shape[1]), int(graph.train.sum()))
+        stamp = fingerprint(variant_name, neighbourhood.model_dump(), config.model_dump(), seed,
+                            graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
         stamp_path = checkpoint_dir / "fingerprint.txt"
         if checkpoint_dir.exists() and (not stamp_path.is_file() or stamp_path.read_text() != stamp):
             shutil.rmtree(checkpoint_dir)  # another configuration's checkpoints: start afresh
@@ -281,12 +290,19 @@ def fit_variant(
             log.info("%s: resuming from %s", variant_name, resume_from)
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=checkpoint_dir, filename="best", monitor=MONITOR if module.validation else None,
-            mode="max", save_last=True, enable_version_counter=False,
+            mode="max", enable_version_counter=False,
             save_on_train_epoch_end=True)  # after validation: resume starts at a clean epoch
-        all_callbacks.append(checkpoint)
+        # Every epoch's state, for resuming: ModelCheckpoint(save_last=True) writes last.ckpt
+        # only in epochs that also wrote a top-k file, i.e. when the monitored score improved, so
+        # a run killed after an epoch without improvement would repeat epochs since the best one.
+        latest = pl.callbacks.ModelCheckpoint(
+            dirpath=checkpoint_dir, filename="last", monitor=None, save_top_k=1,
+            enable_version_counter=False, save_on_train_epoch_end=True)
+        all_callbacks += [checkpoint, latest]
+        if os.environ.get(KillAfterEpoch.ENVIRONMENT):
+            all_callbacks.append(KillAfterEpoch(int(os.environ[KillAfterEpoch.ENVIRONMENT])))
     trainer = pl.Trainer(
-        max_epochs=int(config["max_epochs"]),
-        accelerator=config.get("accelerator", "auto"), devices=config.get("devices", "auto"),
+        max_epochs=config.max_epochs, accelerator=config.accelerator, devices=config.devices,
         deterministic="warn", logger=logger, callbacks=all_callbacks,
         enable_progress_bar=progress, enable_model_summary=False,
         enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0,
@@ -302,7 +318,7 @@ def fit_variant(
     best_path = None
     if checkpoint is not None and checkpoint.best_model_path:
         best_path = Path(checkpoint.best_model_path)
-        state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
         module.load_state_dict(state)
     best = checkpoint.best_model_score if checkpoint is not None else None
     if best_weights is not None and best_weights.state is not None:
@@ -311,7 +327,7 @@ def fit_variant(
     if best is None:
         best = trainer.callback_metrics.get(MONITOR)
     direction = None
-    if config.get("calibrate_direction", False):
+    if config.calibrate_direction:
         direction = module.calibrate_direction()
         if direction is not None:
             log.info("%s direction: source prior %.3g -> %.3g, validation direction AUC %.4f -> %.4f",
@@ -339,7 +355,7 @@ def tuned_study() -> dict[str, Any] | None:
 
 def with_tuned_values(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """``params`` with the best trial's values when ``train.use_tuned`` (default true) and a study ran."""
-    study = tuned_study() if params["train"].get("use_tuned", True) else None
+    study = tuned_study() if params["train"]["use_tuned"] else None
     if study is None:
         return params, None
     log.info("train: using the tuned values of trial %d (val MRR@10 %.4f): %s", study["trial"],
@@ -347,28 +363,26 @@ def with_tuned_values(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return with_values(params, study["overrides"]), study
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
-    section(params, "train")
     params, study = with_tuned_values(params)
-    base, config = section(params, "base"), section(params, "train")
-    neighbourhood = section(params, "neighbourhood")
-    seed = int(base["seed"])
+    settings = typed(params)
+    base, config, neighbourhood = settings.base, settings.train, settings.neighbourhood
+    seed = base.seed
     graph = load_split_graph()
     client = tracking.client()
-    experiment_id = tracking.experiment_id(client, str(params.get("mlflow", {}).get("experiment", "blade")))
+    experiment_id = tracking.experiment_id(client, settings.mlflow.experiment)
     metrics: dict[str, Any] = {}
     with atomic_directory(OUTPUT_DIR) as tmp:
-        for name in config["variants"]:
-            get_variant(name)  # fail on a typo before any training
-        for name in config["variants"]:
-            log.info("train: %s (%s) on %s", name, get_variant(name).description, base["dataset"])
-            tags = {"stage": "train", "variant": name, "dataset": str(base["dataset"]),
+        for name in config.variants:
+            log.info("train: %s (%s) on %s", name, get_variant(name).description, base.dataset)
+            tags = {"stage": "train", "variant": name, "dataset": base.dataset,
                     "data_version": tracking.data_version(), "git_commit": tracking.git_commit()}
             if study is not None and study.get("mlflow_parent_run_id"):
                 tags["mlflow.parentRunId"] = study["mlflow_parent_run_id"]
             run_id = client.create_run(experiment_id, run_name=f"train-{name}", tags=tags).info.run_id
-            tracking.log_params(client, run_id, {"base": base, "neighbourhood": neighbourhood,
-                                                 "train": config, "tuned": study is not None})
+            logged = {key: params[key] for key in ("base", "neighbourhood", "train")}
+            tracking.log_params(client, run_id, logged | {"tuned": study is not None})
             try:
                 result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name,
                                      callbacks=[tracking.EpochMetricsLogger(client, run_id)])

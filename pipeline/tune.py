@@ -36,7 +36,8 @@ import pytorch_lightning as pl
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
-from pipeline.storage import write_json
+from pipeline.settings import SearchRange, TuneSettings, as_settings, typed
+from pipeline.storage import whole_outputs, write_json
 from pipeline.train import MONITOR, TUNED_PARAMS_PATH, TrainingDivergedError, fit_variant
 
 log = logging.getLogger(__name__)
@@ -69,28 +70,26 @@ class OptunaPruning(pl.Callback):
                                      f"{self.monitor} {value:.4f} below the pruner's threshold")
 
 
-def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: dict[str, SearchRange | dict[str, Any]]) -> dict[str, Any]:
     """The trial's values as ``{"section.key": value}`` overrides.
 
     ``space`` maps ``section.key`` to ``{low, high[, log]}`` (float), ``{low, high, int: true}``
-    or ``{choices: [...]}``. ``neighbourhood.n_max`` is drawn at least ``neighbourhood.n_min``.
+    or ``{choices: [...]}`` (:class:`pipeline.settings.SearchRange`). ``neighbourhood.n_max`` is
+    drawn at least ``neighbourhood.n_min``.
     """
     values: dict[str, Any] = {}
     for key, spec in space.items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"params.yaml: tune.space.{key} must be a mapping, got {spec!r}")
-        if "choices" in spec:
-            values[key] = trial.suggest_categorical(key, list(spec["choices"]))
+        spec = as_settings(spec, SearchRange)
+        if spec.choices is not None:
+            values[key] = trial.suggest_categorical(key, list(spec.choices))
             continue
-        if "low" not in spec or "high" not in spec:
-            raise ConfigError(f"params.yaml: tune.space.{key} needs low and high (or choices)")
-        low, high = spec["low"], spec["high"]
+        low, high = spec.low, spec.high
         if key == "neighbourhood.n_max" and "neighbourhood.n_min" in values:
             low = max(low, values["neighbourhood.n_min"])
-        if spec.get("int", False):
-            values[key] = trial.suggest_int(key, int(low), int(high), log=bool(spec.get("log", False)))
+        if spec.integer:
+            values[key] = trial.suggest_int(key, int(low), int(high), log=spec.log)
         else:
-            values[key] = trial.suggest_float(key, float(low), float(high), log=bool(spec.get("log", False)))
+            values[key] = trial.suggest_float(key, float(low), float(high), log=spec.log)
     return values
 
 
@@ -103,16 +102,18 @@ def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int
     return trial
 
 
-def study_name(params: dict[str, Any], tune: dict[str, Any]) -> str:
-    fixed = {name: params.get(name) for name in ("base", "ingest", "neighbourhood", "train")}
-    digest = tracking.config_digest([fixed, tune.get("space"), tune.get("max_epochs"),
+def study_name(params: dict[str, Any], tune: TuneSettings | dict[str, Any]) -> str:
+    tune = as_settings(tune, TuneSettings)
+    fixed = {name: params[name] for name in ("base", "ingest", "neighbourhood", "train")}
+    space = {key: spec.model_dump(by_alias=True, exclude_none=True) for key, spec in tune.space.items()}
+    digest = tracking.config_digest([fixed, space, tune.max_epochs,
                                      tracking.data_version(), tracking.code_digest()])
-    return f"{tune.get('study_name', 'blade')}-{digest}"
+    return f"{tune.study_name}-{digest}"
 
 
-def storage_url(tune: dict[str, Any]) -> str:
+def storage_url(tune: TuneSettings | dict[str, Any]) -> str:
     """``tune.storage`` with a relative SQLite path made absolute (parents created)."""
-    url = str(tune.get("storage", f"sqlite:///{OUTPUT_DIR / 'optuna.db'}"))
+    url = as_settings(tune, TuneSettings).storage
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
         path = Path(url[len(prefix):]).resolve()
@@ -141,15 +142,15 @@ def parent_run(client, experiment_id: str, name: str, storage: str, params: dict
                                              "train": params["train"]})
         client.log_dict(run_id, tracking.environment(), "environment.json")
     for key in BUDGET:
-        client.set_tag(run_id, f"tune.{key}", str(params["tune"].get(key)))
+        client.set_tag(run_id, f"tune.{key}", str(params["tune"][key]))
     return run_id
 
 
-def objective_for(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], client,
+def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings, client,
                   experiment_id: str, parent_id: str):
-    space = section(tune, "space")
+    space = tune.space
     seed = int(params["base"]["seed"])
-    max_epochs = tune.get("max_epochs")
+    max_epochs = tune.max_epochs
 
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, space)
@@ -186,16 +187,16 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any
     return objective
 
 
-def default_trial(params: dict[str, Any], space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def default_trial(params: dict[str, Any], space: dict[str, SearchRange]) -> dict[str, Any]:
     """The values ``params`` already has for the keys of ``space`` that lie inside it: enqueued as
     trial 0 when ``include_defaults`` is set, so the study's best is never worse than the defaults."""
     values: dict[str, Any] = {}
     for key, spec in space.items():
         section_name, _, name = key.partition(".")
-        value = params.get(section_name, {}).get(name)
+        value = params[section_name][name]
         if value is None:
             continue
-        inside = (value in spec["choices"]) if "choices" in spec else spec["low"] <= value <= spec["high"]
+        inside = (value in spec.choices) if spec.choices is not None else spec.low <= value <= spec.high
         if inside:
             values[key] = value
     return values
@@ -227,28 +228,29 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     ``tune`` holds the budget (``n_trials``, ``timeout_seconds``, ``max_epochs``), the sampler and
     pruner settings and the ``space``; ``params`` everything a trial does not vary.
     """
+    tune = as_settings(tune, TuneSettings)
     seed = int(section(params, "base")["seed"])
-    n_trials = int(tune.get("n_trials", 6))
-    timeout = tune.get("timeout_seconds")
+    n_trials, timeout = tune.n_trials, tune.timeout_seconds
     if graph.val.shape[1] == 0:
         raise ConfigError("tune needs validation edges: set ingest.split.val > 0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=name, storage=storage, load_if_exists=True, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(tune.get("startup_trials", 3))),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(tune.get("pruner_startup_trials", 2)),
-                                           n_warmup_steps=0),
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=tune.startup_trials),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=0),
     )
-    defaults = default_trial(params, section(tune, "space")) if tune.get("include_defaults") else {}
+    defaults = default_trial(params, tune.space) if tune.include_defaults else {}
     if defaults and not study.trials:
         study.enqueue_trial(defaults, user_attrs={"defaults": True})
     done = sum(trial.state in FINISHED for trial in study.trials)
     remaining = max(n_trials - done, 0)
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, experiment)
-    parent_id = parent_run(client, experiment_id, name, storage, dict(params, tune=tune))
+    shown = tracking.redact_url(storage)  # the password never reaches MLflow, files or the log
+    logged_tune = tune.model_dump(by_alias=True) | {"storage": shown}
+    parent_id = parent_run(client, experiment_id, name, shown, dict(params, tune=logged_tune))
     log.info("tune: study %s in %s: %d of %d trials finished, running %d (timeout %s s)",
-             name, storage, done, n_trials, remaining, timeout)
+             name, shown, done, n_trials, remaining, timeout)
     started = time.perf_counter()
     if remaining:
         study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id),
@@ -274,16 +276,17 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     return result
 
 
+@whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
-    tune = section(params, "tune")
-    section(params, "train")
-    name = study_name(params, tune)
-    storage = storage_url(tune)
+    settings = typed(params)
+    params = settings.model_dump(by_alias=True)  # every default filled in
+    name = study_name(params, settings.tune)
+    storage = storage_url(settings.tune)
     graph = load_split_graph()
-    result = run_study(graph, params, tune, name, storage,
-                       str(params.get("mlflow", {}).get("experiment", "blade")))
+    result = run_study(graph, params, settings.tune, name, storage, settings.mlflow.experiment)
     best_params = {
-        "study": name, "storage": storage, "trial": result.best_trial, "value": result.best_value,
+        "study": name, "storage": tracking.redact_url(storage), "trial": result.best_trial,
+        "value": result.best_value,
         "mlflow_parent_run_id": result.parent_run_id, "mlflow_run_id": result.best_run_id,
         "overrides": result.overrides,
     }

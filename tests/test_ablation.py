@@ -30,6 +30,7 @@ def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, mon
         assert len(row["val_mrr@10_curve"]) == row["epochs"] == 2
         assert row["untrained_val_mrr@10"] is not None
         assert 0.0 <= row["val_direction_auc"] <= 1.0  # on the one-way validation edges
+        assert 0.0 <= row["val_low_mrr@10"] <= 1.0
     assert set(report["baselines"]) == {"cooccurrence", "popularity"}
     assert report["val_one_way_edges"] > 0
     assert 0.0 <= report["baselines"]["popularity"]["val_direction_auc"] <= 1.0
@@ -50,11 +51,16 @@ def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, mon
 
 def test_ablate_rejects_unknown_rows_and_keys(in_project_tmp):
     params = tiny_params()
-    params["ablation"] = {"rows": {"ours": {}, "bad": {"evaluate.ks": [1]}}}
+    params["ablation"] = {"rows": {"ours": {}}}
     with pytest.raises(compare.ConfigError, match="ablation.rows has no 'nope'"):
         ablation.main(params, _args(["nope"]))
+    params["ablation"] = {"rows": {"ours": {}, "bad": {"evaluate.ks": [1]}}}
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
     with pytest.raises(compare.ConfigError,
-                       match="'evaluate.ks' must be a train.\\* or neighbourhood.\\* key"):
+                       match="ablation: rows.bad: 'evaluate.ks' is not a train.\\* or neighbourhood.\\* key"):
+        ablation.main(params, _args(["bad"]))
+    params["ablation"] = {"rows": {"ours": {}, "bad": {"train.dropout": 1.5}}}
+    with pytest.raises(compare.ConfigError,
+                       match="ablation.rows.bad: train.dropout: must be less than 1 \\(got 1.5\\)"):
         ablation.main(params, _args(["bad"]))

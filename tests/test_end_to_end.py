@@ -264,3 +264,81 @@ def test_compare_and_report_on_a_user_edge_list(tiny_project: Path):
                             env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
                                                       f"{os.environ.get('PATH', '')}"))
     assert result.returncode == 2 and "nowhere: no comparison results" in result.stderr
+
+
+def _tree(root: Path, parts: tuple[str, ...]) -> dict[str, bytes]:
+    out = {}
+    for part in parts:
+        target = root / part
+        paths = sorted(target.rglob("*")) if target.is_dir() else [target]
+        out.update({str(path.relative_to(root)): path.read_bytes() for path in paths if path.is_file()})
+    return out
+
+
+# each run changes a value, so that the failed run's outputs would differ from the previous ones
+@pytest.mark.parametrize(("stage", "outputs", "change"), [
+    ("train", ("outputs/train", "metrics/train.json"), {"train.dim": 4}),
+    ("evaluate", ("outputs/evaluate", "metrics/evaluate.json", "plots"), {"evaluate.max_queries": 2}),
+    ("export", ("outputs/export", "metrics/export.json"), {"registry.variant": "sage"}),
+])
+def test_a_stage_that_fails_after_its_first_output_leaves_the_previous_outputs(
+        tiny_project: Path, monkeypatch, stage, outputs, change):
+    import importlib
+
+    from pipeline.config import load_params, with_values
+    from pipeline.settings import check_params
+
+    module = importlib.import_module(f"pipeline.{stage}")
+    monkeypatch.chdir(tiny_project)
+    before = _tree(tiny_project, outputs)
+    assert len(before) >= 2
+    real_write_json = module.write_json
+
+    def fail_at_the_metrics(path, payload):  # the stage's other outputs are written by then
+        if str(path).startswith("metrics"):
+            raise RuntimeError("injected failure")
+        real_write_json(path, payload)
+
+    monkeypatch.setattr(module, "write_json", fail_at_the_metrics)
+    params = check_params(with_values(load_params("params.yaml"), change))
+    with pytest.raises(RuntimeError, match="injected failure"):
+        module.main(params)
+    assert _tree(tiny_project, outputs) == before  # byte for byte
+    leftovers = [path for part in outputs for path in (tiny_project / part).parent.rglob(".*.tmp")]
+    assert leftovers == []
+
+
+def _train_process(project: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(variable, None)
+    env.update(extra_env or {})
+    command = ["blade", "train", "--set", "train.variants=[blade]", "--set", "train.max_epochs=4",
+               "--set", "train.early_stopping_patience=10"]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_killed_training_resumes_at_the_next_epoch_and_ends_with_the_same_model(tiny_project, tmp_path):
+    import torch
+
+    projects = {}
+    for name in ("uninterrupted", "killed"):
+        projects[name] = tmp_path / name
+        shutil.copytree(tiny_project, projects[name], ignore=shutil.ignore_patterns("checkpoints"))
+    straight = _train_process(projects["uninterrupted"])
+    assert straight.returncode == 0, straight.stderr
+    killed = _train_process(projects["killed"], {"BLADE_KILL_AFTER_EPOCH": "2"})
+    assert killed.returncode == -9  # SIGKILL, at the start of epoch 3
+    assert "blade epoch 2/4" in killed.stderr and "blade epoch 3/4" not in killed.stderr
+    assert (projects["killed"] / "outputs/checkpoints/blade/last.ckpt").is_file()
+    resumed = _train_process(projects["killed"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "blade: resuming from outputs/checkpoints/blade/last.ckpt" in resumed.stderr
+    epochs = [int(line.split("blade epoch ")[1].split("/")[0]) for line in resumed.stderr.splitlines()
+              if "blade epoch " in line]
+    final = {name: torch.load(project / "outputs/train/blade/embeddings.pt", weights_only=True)
+             for name, project in projects.items()}
+    assert epochs == [3, 4]  # it started at the next epoch, not at 1
+    assert torch.equal(final["killed"]["source"], final["uninterrupted"]["source"])
+    assert torch.equal(final["killed"]["target"], final["uninterrupted"]["target"])

@@ -180,8 +180,8 @@ def test_every_variant_trains_full_graph(graph, name):
 
 def test_minibatch_refuses_full_graph_only_choices(graph):
     from pipeline.config import ConfigError
-    with pytest.raises(ConfigError,
-                       match="train.similarity, train.target_prior and train.source_prior need "):
+    with pytest.raises(ConfigError, match="params.yaml: train: similarity, target_prior and source_prior "
+                                          "need propagation: full"):
         build_module(get_variant("blade"), graph, NEIGHBOURHOOD, dict(FULL, propagation="minibatch"), 0)
 
 

@@ -132,3 +132,74 @@ def test_checksum_from_readme_beside_the_file(tmp_path):
     actual = hashlib.sha256(b"1 2\n").hexdigest()
     (tmp_path / "README.md").write_text(f"| `g.txt` | 4 | `{actual}` |\n")
     assert verify_checksum(path) == actual
+
+
+@pytest.mark.parametrize(("text", "line", "found"), [
+    # ids above 2^63 - 1 used to wrap to -2^63 and merge into one product
+    ("1 2\n99999999999999999999999 3\n88888888888888888888888 4\n", 2,
+     "an integer id outside int64 '99999999999999999999999'"),
+    ("1 2\n9223372036854775808 3\n", 2, "an integer id outside int64 '9223372036854775808'"),
+    # float-looking ids used to become 3 and 1000
+    ("1 2\n3.0 4\n", 2, "a non-integer id '3.0'"),
+    ("1 2\n\n1e3 4\n", 3, "a non-integer id '1e3'"),
+])
+def test_integer_ids_must_be_written_as_int64_integers(tmp_path, text, line, found):
+    path = write(tmp_path / "g.txt", text)
+    with pytest.raises(InputError) as error:
+        read_edges(path)
+    assert str(error.value).startswith(f"{path}:{line}: expected integer node ids in int64")
+    assert found in str(error.value) and "ingest.id_type: string" in str(error.value)
+
+
+def test_int64_limits_are_read_exactly(tmp_path):
+    path = write(tmp_path / "g.txt", "9223372036854775807 -9223372036854775808\n007 +8\n")
+    raw = read_edges(path)
+    assert raw.source.tolist() == [2**63 - 1, 7] and raw.target.tolist() == [-(2**63), 8]
+
+
+def test_csv_row_with_an_extra_field_is_refused_not_shifted(tmp_path):
+    # pandas would take the extra first field as an index: source B, target X
+    path = write(tmp_path / "e.csv", "source,target\nA,B,X\n")
+    with pytest.raises(InputError, match=r"e\.csv:2: expected 2 fields separated by ',', as in the header; "
+                                         r"found 3$"):
+        read_edges(path)
+
+
+def test_string_ids_stay_exact_strings(tmp_path):
+    raw = read_edges(write(tmp_path / "e.csv", "source,target\n007,3.0\n1e3,B\n"))
+    assert raw.source.tolist() == ["007", "1e3"] and raw.target.tolist() == ["3.0", "B"]
+
+
+@pytest.mark.parametrize("name", ["e.csv", "g.txt"])
+def test_undecodable_bytes_name_line_and_byte(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"source,target\nA,B\n\xff,C\n" if name.endswith("csv") else b"1 2\n3 \xe9\n")
+    with pytest.raises(InputError) as error:
+        read_edges(path, id_type="string")
+    where = "3: byte 18 (b'\\xff')" if name.endswith("csv") else "2: byte 6 (b'\\xe9')"
+    assert str(error.value) == (f"{path}:{where} is not UTF-8; expected UTF-8 text "
+                                f"(re-encode the file, e.g. iconv -t UTF-8)")
+
+
+def test_compressed_files_need_their_suffix(tmp_path):
+    hidden = tmp_path / "g.txt"
+    hidden.write_bytes(gzip.compress(b"1 2\n"))
+    with pytest.raises(InputError, match=r"g\.txt: gzip-compressed, but the name does not end in \.gz; "
+                                         r"rename it to g\.txt\.gz"):
+        read_edges(hidden)
+    fake = tmp_path / "g.txt.gz"
+    fake.write_text("1 2\n")
+    with pytest.raises(InputError, match="named .gz but not gzip-compressed"):
+        read_edges(fake)
+    bz = tmp_path / "g.csv"
+    bz.write_bytes(b"BZh91AY&SY")
+    with pytest.raises(InputError, match="bzip2-compressed; expected plain text or gzip"):
+        read_edges(bz)
+
+
+def test_npz_object_arrays_are_refused_not_unpickled(tmp_path):
+    path = tmp_path / "g.npz"
+    np.savez(path, adj_data=np.array([object()], dtype=object), adj_indices=np.array([0]),
+             adj_indptr=np.array([0, 1]), adj_shape=np.array([1, 1]))
+    with pytest.raises(InputError, match="expected numeric adjacency/attribute arrays: Object arrays cannot"):
+        read_edges(path)

@@ -1,6 +1,7 @@
 """`blade report`: gains, tables and disagreements from hand-made comparison results."""
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -11,7 +12,9 @@ import yaml
 from pipeline import report
 from pipeline.compare import summarise
 from pipeline.config import ConfigError
+from pipeline.settings import check_params
 from tests.conftest import PROJECT_ROOT
+from tests.test_settings import SHIPPED
 
 METRICS = ["hit_rate@5", "mrr@5", "hit_rate@10", "mrr@10", "hit_rate@20", "mrr@20"]
 
@@ -103,7 +106,8 @@ ABLATION = {
     "rows": {
         "ours": {"variant": "blade", "overrides": {}, "best_val_mrr@10": 0.3, "best_epoch": 2,
                  "untrained_val_mrr@10": 0.2, "val_mrr@10_curve": [0.25, 0.3, 0.28], "epochs": 3,
-                 "seconds": 90.0, "seconds_per_epoch": 10.0, "val_direction_auc": 0.8123},
+                 "seconds": 90.0, "seconds_per_epoch": 10.0, "val_direction_auc": 0.8123,
+                 "val_low_mrr@10": 0.25},
         "no target prior": {"variant": "blade", "overrides": {"train.target_prior": "none"},
                             "best_val_mrr@10": 0.25, "best_epoch": 1, "untrained_val_mrr@10": 0.1,
                             "val_mrr@10_curve": [0.25, 0.2], "epochs": 2, "seconds": 30.0,
@@ -117,9 +121,10 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
     text = report.render([SMALL], output, headline="small", ablations=[ABLATION])
     assert (tmp_path / "docs" / "report" / "training_curves.png").stat().st_size > 0
     # one row per choice, with its difference to ours (0.25 - 0.30) and its untrained start
-    assert "| ours | params.yaml | **0.3000** |  | 0.2000 | 0.8123 | 2 / 3 | 10.0 | 1.5 min |" in text
+    assert ("| ours | params.yaml | **0.3000** |  | 0.2000 | 0.2500 | 0.8123 | 2 / 3 | 10.0 | "
+            "1.5 min |") in text
     # a row without a direction AUC (an older file) leaves the cell empty
-    assert ("| no target prior | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  | 1 / 2 | 12.5 | "
+    assert ("| no target prior | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  |  | 1 / 2 | 12.5 | "
             "0.5 min |") in text
     assert "co-occurrence MRR@10 0.2000 (HR@10 0.4000, direction AUC 0.7500)" in text
 
@@ -130,13 +135,14 @@ def test_main_reads_a_folder_and_names_a_broken_file(tmp_path):
     (folder / "small.json").write_text(json.dumps(SMALL))
     args = argparse.Namespace(reports=str(folder), output=str(tmp_path / "r.md"), headline=None,
                               ablations=str(tmp_path / "no-ablations"))
-    assert report.main({"base": {"dataset": "small"}}, args) == {"datasets": 1}
+    params = check_params(dict(copy.deepcopy(SHIPPED), base={"dataset": "small", "seed": 42}))
+    assert report.main(params, args) == {"datasets": 1}
     assert "small, all queries" in (tmp_path / "r.md").read_text()
     (folder / "broken.json").write_text("{not json")
     with pytest.raises(ConfigError, match="broken.json: not valid JSON"):
-        report.main({}, args)
+        report.main(params, args)
     with pytest.raises(FileNotFoundError, match="no comparison results"):
-        report.main({}, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None,
+        report.main(params, argparse.Namespace(reports=str(tmp_path / "empty"), output="x", headline=None,
                                            ablations=str(tmp_path / "no-ablations")))
 
 

@@ -23,7 +23,11 @@ CONFIG = {"dim": 8, "num_layers": 2, "aggregation": "mean", "use_features": Fals
           "self_term": True, "dropout": 0.0, "score_scale": 5.0, "learn_scale": True,
           "num_negatives": 2, "lambda_asym": 1.0, "edge_weighting": "none", "fixed_fanout": 2,
           "batch_size": 4, "learning_rate": 0.05, "weight_decay": 0.0, "max_epochs": 2,
-          "early_stopping_patience": 10, "val_queries": 10, "accelerator": "cpu", "devices": 1}
+          "early_stopping_patience": 10, "val_queries": 10, "accelerator": "cpu", "devices": 1,
+          # the mini-batch model these tests were written for (params.yaml's defaults differ)
+          "propagation": "minibatch", "activation": "relu", "weight_init": "random", "id_init": "random",
+          "similarity": "none", "target_prior": "none", "shared_input": False, "source_prior": False,
+          "negative_pool": 0, "calibrate_direction": False, "supervision_fraction": 0.2}
 
 
 @pytest.fixture

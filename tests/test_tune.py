@@ -120,3 +120,13 @@ def test_code_digest_follows_the_model_and_training_code(tmp_path):
     assert tracking.code_digest(tmp_path) == before
     (tmp_path / "models" / "encoder.py").write_text("SCALE = 5\n")
     assert tracking.code_digest(tmp_path) != before
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://optuna:s3cret@db.example:5432/studies", "postgresql://optuna:***@db.example:5432/studies"),
+    ("mysql+pymysql://u:p@ss:word@host/db", "mysql+pymysql://u:***@host/db"),  # '@' in the password
+    ("postgresql://optuna@host/db", "postgresql://optuna@host/db"),  # no password: nothing to hide
+    ("sqlite:////work/outputs/tune/optuna.db", "sqlite:////work/outputs/tune/optuna.db"),
+])
+def test_storage_passwords_are_redacted(url, shown):
+    assert tracking.redact_url(url) == shown

@@ -1,0 +1,407 @@
+"""The schema of ``params.yaml``: one pydantic model per section, the only place defaults live.
+
+:func:`check_params` validates a whole parameters mapping (the file, then ``--set`` overrides,
+then ``compare.datasets.*`` and ``ablation.rows`` overrides) before any stage does work. A bad
+value is one line that names the key and what was expected::
+
+    params.yaml: train.dimm: unknown key (did you mean train.dim?)
+    params.yaml: neighbourhood: n_min (12) must be <= n_max (10)
+    --set train.dropout=1.5: train.dropout: must be < 1 (got 1.5)
+
+Stages still receive the validated mapping as a plain dict (every key present, defaults
+filled in); ``Params`` is the typed view of the same values.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline.config import ConfigError
+
+VARIANTS = Literal["blade", "no_adaptive", "no_bias", "daemon", "sage"]
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
+
+
+class BaseSettings(_Section):
+    dataset: str = "amazon0302"
+    seed: NonNegativeInt = 42
+
+
+class SplitSettings(_Section):
+    train: Fraction = 0.75
+    val: Fraction = 0.05
+    test: Fraction = 0.20
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSettings:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {self.train} + {self.val} + "
+                             f"{self.test} = {total:g}")
+        if self.train <= 0.0:
+            raise ValueError("train must be > 0")
+        return self
+
+
+class IngestSettings(_Section):
+    edges: str
+    format: Literal["auto", "snap", "csv", "tsv", "parquet", "npz"] = "auto"
+    source_column: str = "source"
+    target_column: str = "target"
+    id_type: Literal["auto", "int", "string"] = "auto"
+    verify_checksums: bool = True
+    split: SplitSettings = SplitSettings()
+
+
+class NeighbourhoodSettings(_Section):
+    d_min: PositiveInt = 1
+    alpha: Annotated[float, Field(gt=0.0)] | None = None
+    alpha_multiplier: Annotated[float, Field(gt=0.0)] = 1.0
+    n_min: PositiveInt = 2
+    n_max: PositiveInt = 10
+    h_max: PositiveInt = 2
+    beta: Annotated[float, Field(ge=0.0)] = 1.0
+    bias: Literal["degree_sum", "in_degree", "edge_score"] = "degree_sum"
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> NeighbourhoodSettings:
+        if self.n_min > self.n_max:
+            raise ValueError(f"n_min ({self.n_min}) must be <= n_max ({self.n_max})")
+        return self
+
+
+class DegreeStatsSettings(_Section):
+    plot: bool = True
+
+
+class TrainSettings(_Section):
+    variants: list[VARIANTS] = Field(default_factory=lambda: ["blade", "sage"], min_length=1)
+    propagation: Literal["full", "minibatch"] = "full"
+    supervision_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
+    loss: Literal["softmax", "logistic"] = "softmax"
+    similarity: Literal["none", "reciprocal", "undirected"] = "undirected"
+    lambda_similarity: Annotated[float, Field(ge=0.0)] = 0.0
+    target_prior: Literal["none", "degree", "node"] = "degree"
+    shared_input: bool = True
+    source_prior: bool = True
+    prior_lr_factor: Annotated[float, Field(gt=0.0)] = 1.0
+    calibrate_direction: bool = True
+    dim: PositiveInt = 64
+    num_layers: PositiveInt = 2
+    aggregation: Literal["mean", "sum", "degree_weighted"] = "mean"
+    activation: Literal["relu", "none"] = "none"
+    id_init: Literal["random", "structure"] = "structure"
+    weight_init: Literal["random", "identity"] = "identity"
+    use_features: bool = False
+    self_term: bool = True
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    score_scale: Annotated[float, Field(gt=0.0)] = 10.0
+    learn_scale: bool = False
+    num_negatives: PositiveInt = 5
+    negative_pool: NonNegativeInt = 2048
+    lambda_asym: Annotated[float, Field(ge=0.0)] = 1.0
+    edge_weighting: Literal["none", "degree"] = "none"
+    fixed_fanout: PositiveInt = 10
+    batch_size: PositiveInt = 32768
+    learning_rate: Annotated[float, Field(gt=0.0)] = 0.02
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    max_epochs: PositiveInt = 100
+    early_stopping_patience: PositiveInt = 3
+    val_queries: PositiveInt = 5000
+    use_tuned: bool = True
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
+    devices: int | str | list[int] = "auto"
+
+    @model_validator(mode="after")
+    def _full_graph_choices(self) -> TrainSettings:
+        if self.propagation == "minibatch" and (self.similarity != "none" or self.target_prior != "none"
+                                                or self.source_prior):
+            raise ValueError("similarity, target_prior and source_prior need propagation: full "
+                             "(with minibatch set them to none, none, false)")
+        return self
+
+
+class SearchRange(_Section):
+    """One dimension of the search space: ``{low, high[, log, int]}`` or ``{choices: [...]}``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = Field(False, alias="int")
+    choices: list[Any] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("expected {low, high[, log, int]} or {choices: [...]}")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low:g}")
+        return self
+
+
+class _Budget(_Section):
+    n_trials: NonNegativeInt = 6
+    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 420
+    max_epochs: PositiveInt | None = None
+    include_defaults: bool = False
+    startup_trials: NonNegativeInt = 3
+    pruner_startup_trials: NonNegativeInt = 2
+
+
+class TuneSettings(_Budget):
+    study_name: str = "blade-amazon0302"
+    storage: str = "sqlite:///outputs/tune/optuna.db"
+    space: dict[str, SearchRange] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> TuneSettings:
+        for key in self.space:
+            _check_tunable(key, "space: ")
+        return self
+
+
+class ExportSettings(_Section):
+    check_queries: PositiveInt = 256
+    check_k: PositiveInt = 20
+    rtol: Annotated[float, Field(gt=0.0)] = 1e-5
+
+
+class ScoreSettings(_Section):
+    model: str = "models:/blade-amazon0302@champion"
+    input: str = "all"
+    output: str = "outputs/score/recommendations.parquet"
+    k: PositiveInt = 20
+    exclude_linked: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    chunk_size: PositiveInt = 4096
+    index: Literal["exact", "ivf"] = "exact"
+    nprobe: PositiveInt = 16
+    nlist: PositiveInt | None = None
+
+
+class MlflowSettings(_Section):
+    experiment: str = "blade"
+
+
+class RegistrySettings(_Section):
+    model_name: str = "blade-amazon0302"
+    variant: VARIANTS = "blade"
+
+
+class EvaluateSettings(_Section):
+    split: Literal["test", "val"] = "test"
+    max_queries: NonNegativeInt = 20000
+    ks: list[PositiveInt] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
+    low_degree_max: NonNegativeInt = 2
+
+
+class CompareTuneSettings(_Budget):
+    n_trials: NonNegativeInt = 16
+    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 900
+    include_defaults: bool = True
+    startup_trials: NonNegativeInt = 5
+    pruner_startup_trials: NonNegativeInt = 4
+
+
+class DatasetSettings(_Section):
+    """One graph of ``compare.datasets``: its ingest settings and optional section overrides."""
+
+    edges: str
+    format: Literal["auto", "snap", "csv", "tsv", "parquet", "npz"] | None = None
+    source_column: str | None = None
+    target_column: str | None = None
+    id_type: Literal["auto", "int", "string"] | None = None
+    verify_checksums: bool | None = None
+    split: SplitSettings | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    evaluate: dict[str, Any] = Field(default_factory=dict)
+    tune: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_overrides(self) -> DatasetSettings:
+        for name, model, values in (("train", TrainSettings, self.train),
+                                    ("evaluate", EvaluateSettings, self.evaluate),
+                                    ("tune", CompareTuneSettings, self.tune)):
+            for key in values:
+                if key not in model.model_fields:
+                    raise ValueError(f"{name}.{key}: unknown key"
+                                     + _suggestion(key, list(model.model_fields), prefix=f"{name}."))
+        return self
+
+
+class CompareSettings(_Section):
+    variants: list[VARIANTS] = Field(
+        default_factory=lambda: ["blade", "no_adaptive", "no_bias", "daemon", "sage"], min_length=1)
+    tuned_variants: list[VARIANTS] = Field(
+        default_factory=lambda: ["blade", "no_adaptive", "no_bias", "daemon"])
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [42, 43, 44], min_length=1)
+    mlflow_experiment: str = "blade-compare"
+    tune: CompareTuneSettings = CompareTuneSettings()
+    datasets: dict[str, DatasetSettings] = Field(default_factory=dict)
+
+
+class AblationSettings(_Section):
+    rows: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ours": {}})
+
+    @model_validator(mode="after")
+    def _known_overrides(self) -> AblationSettings:
+        for row, overrides in self.rows.items():
+            for key, value in (overrides or {}).items():
+                if key == "variant":
+                    if value not in VARIANTS.__args__:
+                        raise ValueError(f"rows.{row}: variant must be one of "
+                                         f"{', '.join(VARIANTS.__args__)}, got {value!r}")
+                    continue
+                _check_tunable(key, f"rows.{row}: ")
+        return self
+
+
+class Params(_Section):
+    """The whole of ``params.yaml``."""
+
+    base: BaseSettings = BaseSettings()
+    ingest: IngestSettings
+    neighbourhood: NeighbourhoodSettings = NeighbourhoodSettings()
+    degree_stats: DegreeStatsSettings = DegreeStatsSettings()
+    train: TrainSettings = TrainSettings()
+    tune: TuneSettings = TuneSettings()
+    export: ExportSettings = ExportSettings()
+    score: ScoreSettings = ScoreSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    registry: RegistrySettings = RegistrySettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
+    compare: CompareSettings = CompareSettings()
+    ablation: AblationSettings = AblationSettings()
+
+
+# sections whose keys tune.space and ablation rows may name
+TUNABLE: dict[str, type[BaseModel]] = {"neighbourhood": NeighbourhoodSettings, "train": TrainSettings}
+
+
+def tunable_keys() -> list[str]:
+    return [f"{name}.{key}" for name, model in TUNABLE.items() for key in model.model_fields]
+
+
+def _check_tunable(key: str, where: str) -> None:
+    """``key`` must name a ``neighbourhood.*`` or ``train.*`` parameter."""
+    section_name, _, name = key.partition(".")
+    model = TUNABLE.get(section_name)
+    if model is None or name not in model.model_fields:
+        raise ValueError(f"{where}{key!r} is not a train.* or neighbourhood.* key"
+                         + _suggestion(key, tunable_keys()))
+
+
+def _suggestion(key: str, known: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
+
+
+def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the keys at ``location`` (None inside free-form mappings)."""
+    model: Any = Params
+    mapping_key = False  # the part after a dict[str, X] field is a key of that mapping
+    for part in location:
+        if mapping_key:
+            mapping_key = False
+            continue
+        if not _is_model(model):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        mapping_key = getattr(annotation, "__origin__", None) is dict
+        # X | None -> X; dict[str, X] -> X (for the part after the key)
+        candidates = [annotation] + list(getattr(annotation, "__args__", ()))
+        model = next((c for c in candidates if _is_model(c)), annotation)
+    return model if _is_model(model) else None
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
+
+
+def _dotted(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location if not str(part).startswith("function-"))
+
+
+def _one_line(error: dict[str, Any]) -> str:
+    location = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+    key = _dotted(location)
+    if error["type"] == "extra_forbidden":
+        holder = _model_at(location[:-1])
+        known = [str(name) for name in holder.model_fields] if holder is not None else []
+        parent = _dotted(location[:-1])
+        return f"{key}: unknown key" + _suggestion(str(location[-1]), known,
+                                                   prefix=f"{parent}." if parent else "")
+    if error["type"] == "missing":
+        return f"{key}: missing (required)"
+    message = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    message = message.replace("Input should be", "must be").replace("input should be", "must be")
+    value = error.get("input")
+    shown = "" if error["type"] == "value_error" or isinstance(value, dict) else f" (got {value!r})"
+    return f"{key}: {message}{shown}" if key else f"{message}{shown}"
+
+
+def check_params(params: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
+    """The validated parameters as a plain dict with every default filled in.
+
+    Raises:
+        ConfigError: one line, ``"<source>: <key>: <what was expected>"``, for the first
+            problem (``source`` names the file or the ``--set`` override).
+    """
+    try:
+        checked = Params.model_validate(params)
+    except ValidationError as error:
+        raise ConfigError(f"{source}: {_one_line(error.errors()[0])}") from None
+    values = checked.model_dump(by_alias=True)
+    # free-form parts keep only what was given: a search range's kind, a dataset's overrides
+    values["tune"]["space"] = {key: {name: value for name, value in spec.items() if value is not None}
+                               for key, spec in values["tune"]["space"].items()}
+    values["compare"]["datasets"] = {
+        name: {key: value for key, value in dataset.items() if value is not None and value != {}}
+        for name, dataset in values["compare"]["datasets"].items()}
+    return values
+
+
+def typed(params: dict[str, Any]) -> Params:
+    """The typed view of parameters (checked as :func:`check_params` does)."""
+    try:
+        return Params.model_validate(params)
+    except ValidationError as error:
+        raise ConfigError(f"params.yaml: {_one_line(error.errors()[0])}") from None
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def as_settings(values: SectionT | dict[str, Any], model: type[SectionT]) -> SectionT:
+    """One section as its typed model: a model passes through, a mapping is checked (missing
+    keys take the schema's defaults); errors name the section."""
+    if isinstance(values, model):
+        return values
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        name = next((field for field, info in Params.model_fields.items() if info.annotation is model),
+                    model.__name__)
+        first = dict(error.errors()[0])
+        first["loc"] = (name, *first["loc"])
+        raise ConfigError(f"params.yaml: {_one_line(first)}") from None
