@@ -313,7 +313,8 @@ def fit_variant(
         untrained = module.validation_metrics()["mrr@10"]
         log.info("%s untrained: val_mrr@10 %.4f", variant_name, untrained)
     started = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader if module.validation else None, ckpt_path=resume_from)
+    trainer.fit(module, train_loader, val_loader if module.validation else None, ckpt_path=resume_from,
+                weights_only=True)  # a checkpoint holds tensors and plain values: nothing to unpickle
     seconds = time.perf_counter() - started
     best_path = None
     if checkpoint is not None and checkpoint.best_model_path:
