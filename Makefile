@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install install-dev run report report-small test ui lint bench clean
+.PHONY: install install-dev run report report-small test ui lint bench gpu-check clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ PORT ?= 5000
 ui: install
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "file://$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(PORT)
+
+## gpu-check: BLADE trained on CUDA against the CPU, and the scoring path (bench/gpu_check.py).
+## Needs only torch, pytorch-lightning, numpy, pandas, scipy, PyYAML and data/amazon0302: it runs
+## on a GPU machine without this project's virtual environment (then with that machine's python3).
+gpu-check:
+	$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) bench/gpu_check.py $(ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check pipeline models tests bench

@@ -66,6 +66,29 @@ class AggregationMatrix:
     def to(self, device: torch.device | str) -> AggregationMatrix:
         return AggregationMatrix(self.matrix.to(device), self.transpose.to(device))
 
+    def rows(self, nodes: Tensor) -> AggregationMatrix:
+        """Rows ``nodes`` of ``A`` (``[R, C]``, in that order) with their transpose ``[C, R]``:
+        the aggregations of only the nodes a loss reads (the last layer of a training step)."""
+        crow, col, value = self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values()
+        start = crow[nodes]
+        count = crow[nodes + 1] - start
+        device = nodes.device
+        local_row = torch.repeat_interleave(torch.arange(nodes.numel(), device=device), count)
+        first_of_row = torch.cumsum(count, 0) - count
+        slot = start[local_row] + torch.arange(local_row.numel(), device=device) - first_of_row[local_row]
+        col, value = col[slot], value[slot]
+        num_rows, num_columns = nodes.numel(), self.matrix.shape[1]
+        new_crow = torch.cat([count.new_zeros(1), torch.cumsum(count, 0)])
+        t_order = torch.argsort(col * num_rows + local_row)
+        t_crow = torch.zeros(num_columns + 1, dtype=torch.long, device=device)
+        t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=num_columns), 0)
+        return AggregationMatrix(
+            matrix=torch.sparse_csr_tensor(new_crow, col, value, (num_rows, num_columns),
+                                           check_invariants=False),
+            transpose=torch.sparse_csr_tensor(t_crow, local_row[t_order], value[t_order],
+                                              (num_columns, num_rows), check_invariants=False),
+        )
+
     def to_dense(self) -> Tensor:
         return self.matrix.to_dense()
 
@@ -96,6 +119,10 @@ class ComputationGraph:
     Attributes:
         source_position, target_position: ``[N]`` row of a global id in the encoder's output
             ``s`` / ``t`` (-1 = not computed); None when all N nodes are computed in order.
+        last_rows: full-graph encoding only: ``[R]`` distinct node ids whose last-layer ``s``
+            and ``t`` are computed, in that order (the rows of the output); None = all N.
+            Earlier layers still encode every node. A training step needs the last layer
+            only for its edges' endpoints and its negatives, about a fifth of amazon0302's nodes.
     """
 
     source_nodes: list[Tensor | None]
@@ -106,6 +133,7 @@ class ComputationGraph:
     target_position: Tensor | None = None
     similarity_adj: AggregationMatrix | None = None
     target_in_degree: Tensor | None = None
+    last_rows: Tensor | None = None
 
     @classmethod
     def full(cls, out_adj: AggregationMatrix, in_adj: AggregationMatrix | None,
@@ -128,7 +156,7 @@ class ComputationGraph:
             [a.to(device) for a in self.out_adj], [a.to(device) for a in self.in_adj],
             move(self.source_position), move(self.target_position),
             None if self.similarity_adj is None else self.similarity_adj.to(device),
-            move(self.target_in_degree))
+            move(self.target_in_degree), move(self.last_rows))
 
 
 def score(s: Tensor, t: Tensor, scale: float | Tensor) -> Tensor:
@@ -348,11 +376,14 @@ class BladeEncoder(_EncoderBase):
         if config.source_prior:
             self.source_prior_weight = nn.Parameter(torch.tensor(0.0))
 
-    def target_bias(self, in_degree: Tensor) -> Tensor:
-        """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``."""
+    def target_bias(self, in_degree: Tensor, rows: Tensor | None = None) -> Tensor:
+        """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``
+        (``[R]``: of nodes ``rows`` only)."""
+        if rows is not None:
+            in_degree = in_degree[rows]
         bias = self.prior_weight * torch.log1p(in_degree.to(self.prior_weight.dtype))
         if self.config.target_prior == "node":
-            bias = bias + self.node_bias
+            bias = bias + (self.node_bias if rows is None else self.node_bias[rows])
         return bias
 
     def forward(
@@ -384,22 +415,31 @@ class BladeEncoder(_EncoderBase):
                              "(full-graph encoding)")
         s = self.source_input(features, graph.source_nodes[0])
         t = self.target_input(features, graph.target_nodes[0])
-        similarity = graph.similarity_adj if self.config.similarity else None
+        rows = graph.last_rows
         for layer in range(self.config.num_layers):
             s_prev = F.dropout(s, self.config.dropout, self.training)
             t_prev = F.dropout(t, self.config.dropout, self.training)
             out_adj, in_adj = graph.out_adj[layer], graph.in_adj[layer]
+            similarity = graph.similarity_adj if self.config.similarity else None
+            s_self, t_self = s_prev[: out_adj.shape[0]], t_prev[: in_adj.shape[0]]
+            if rows is not None and layer == self.config.num_layers - 1:
+                out_adj, in_adj = out_adj.rows(rows), in_adj.rows(rows)
+                similarity = None if similarity is None else similarity.rows(rows)
+                s_self, t_self = s_prev[rows], t_prev[rows]
             s_similar = t_similar = None
             if similarity is not None:  # one pass over the matrix for both roles
                 s_similar, t_similar = (similarity @ torch.cat([s_prev, t_prev], dim=1)).chunk(2, dim=1)
-            s = self._update(layer, out_adj @ t_prev, s_prev[: out_adj.shape[0]], s_similar)
-            t = self._update(layer, in_adj @ s_prev, t_prev[: in_adj.shape[0]], t_similar)
+            s = self._update(layer, out_adj @ t_prev, s_self, s_similar)
+            t = self._update(layer, in_adj @ s_prev, t_self, t_similar)
+        in_degree = None
+        if graph.target_in_degree is not None:
+            in_degree = graph.target_in_degree if rows is None else graph.target_in_degree[rows]
         if self.config.target_prior != "none":
-            bias = self.target_bias(graph.target_in_degree)
+            bias = self.target_bias(graph.target_in_degree, rows)
             s = torch.cat([s, s.new_ones(s.shape[0], 1)], dim=1)
             t = torch.cat([t, (bias / self.scale)[:, None]], dim=1)
         if self.config.source_prior:
-            query = self.source_prior_weight * torch.log1p(graph.target_in_degree.to(s.dtype))
+            query = self.source_prior_weight * torch.log1p(in_degree.to(s.dtype))
             s = torch.cat([s, (query / self.scale)[:, None]], dim=1)
             t = torch.cat([t, t.new_ones(t.shape[0], 1)], dim=1)
         return s, t
@@ -446,7 +486,10 @@ class UndirectedSageEncoder(_EncoderBase):
         for layer in range(self.config.num_layers):
             h_prev = F.dropout(h, self.config.dropout, self.training)
             adjacency = graph.out_adj[layer]
-            h = self._update(layer, adjacency @ h_prev, h_prev[: adjacency.shape[0]])
+            if graph.last_rows is not None and layer == self.config.num_layers - 1:
+                h = self._update(layer, adjacency.rows(graph.last_rows) @ h_prev, h_prev[graph.last_rows])
+            else:
+                h = self._update(layer, adjacency @ h_prev, h_prev[: adjacency.shape[0]])
         return h, h
 
 

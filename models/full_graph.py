@@ -25,6 +25,7 @@ structural start had put it. This module trains the way the measurements in
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -156,7 +157,13 @@ class FullGraphLinkPrediction(LinkPredictionModule):
         pool = torch.randint(0, self.num_nodes, (min(self.negative_pool or 2048, self.num_nodes),),
                              generator=self._negative_generator).to(self.device)
         features = self.features.to(self.device) if self.features is not None else None
-        s, t = self.encoder.encode(self._graph, features)
+        # The loss reads the last layer of the step's endpoints and negatives only: encode those
+        # rows (earlier layers still encode every node), then index them by local position.
+        rows = torch.unique(torch.cat([positives.reshape(-1), pool]))
+        position = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.device)
+        position[rows] = torch.arange(rows.numel(), device=self.device)
+        s, t = self.encoder.encode(replace(self._graph, last_rows=rows), features)
+        positives, pool = position[positives], position[pool]
         scale = self.encoder.scale
         if self.loss == "softmax":
             terms = sampled_softmax_loss(s, t, positives, pool, one_way, self.lambda_asym, scale)

@@ -148,9 +148,9 @@ def sampled_softmax_loss(
         pos_edges: ``[2, B]``; pool: ``[P]`` node ids; one_way: ``[B]`` bool.
     """
     u, v = pos_edges
-    source = s[u]
-    forward_score = scale * (source * t[v]).sum(dim=-1)  # [B]
-    pool_score = scale * (source @ t[pool].T)  # [B, P]
+    source = scale * s[u]  # the scale on [B, d] rather than on the [B, P] scores: one pass fewer
+    forward_score = (source * t[v]).sum(dim=-1)  # [B]
+    pool_score = source @ t[pool].T  # [B, P]
     log_partition = torch.logaddexp(forward_score, torch.logsumexp(pool_score, dim=1))
     reverse_score = scale * (s[v] * t[u]).sum(dim=-1)
     asymmetric = F.softplus(reverse_score - forward_score) * one_way.to(forward_score.dtype)

@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from models.baselines import cooccurrence_scores, popularity_scores
-from models.encoder import score as embedding_score
 from models.evaluation import pairs_from_rows
 from models.graph import in_out_degrees
-from models.metrics import direction_auc, filtered_ranks, ranking_metrics
+from models.metrics import direction_auc
+from models.training import low_degree_queries, trained_scores, validation_scores
 from models.variants import get_variant
 from pipeline import compare, tracking
 from pipeline.artifacts import load_split_graph
@@ -65,34 +64,6 @@ def row_params(params: dict[str, Any], name: str, overrides: dict[str, Any]) -> 
     overrides = dict(overrides)
     variant = str(overrides.pop("variant", "blade"))
     return variant, check_params(with_values(params, overrides), f"params.yaml: ablation.rows.{name}")
-
-
-def validation_scores(score_fn, validation, low_queries: Tensor) -> dict[str, float]:
-    """Validation MRR@10 and HR@10, overall and over the low-degree queries (``low_queries``:
-    ``[Q]`` bool over the validation edges)."""
-    num_nodes = len(validation.exclude_indptr) - 1
-    ranks = filtered_ranks(score_fn, validation.edges[0], validation.edges[1],
-                           validation.exclude_indptr, validation.exclude_indices, num_nodes)
-    overall, low = ranking_metrics(ranks, (10,)), ranking_metrics(ranks[low_queries], (10,))
-    return {"val_mrr@10": round(overall["mrr@10"], 5),
-            "val_hit_rate@10": round(overall["hit_rate@10"], 5),
-            "val_low_mrr@10": round(low["mrr@10"], 5),
-            "val_low_hit_rate@10": round(low["hit_rate@10"], 5)}
-
-
-def low_degree_queries(graph, validation, low_degree_max: int) -> Tensor:
-    """``[Q]`` bool: the validation edge's query has training in-degree <= ``low_degree_max``."""
-    in_degree, _ = in_out_degrees(graph.train, graph.num_nodes)
-    return in_degree[validation.edges[0]] <= low_degree_max
-
-
-def trained_scores(graph, module, low_degree_max: int) -> dict[str, float]:
-    """:func:`validation_scores` of a trained module's embeddings."""
-    source, target = module.embeddings()
-    scale = float(module.encoder.scale.detach())
-    validation = module.validation
-    return validation_scores(lambda queries: embedding_score(source[queries], target, scale), validation,
-                             low_degree_queries(graph, validation, low_degree_max))
 
 
 def baselines(graph, module, low_degree_max: int) -> dict[str, dict[str, float]]:

@@ -10,8 +10,8 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from pipeline.edges import SPLITS
 from pipeline.ingest import OUTPUT_DIR as INGEST_DIR
-from pipeline.ingest import SPLITS
 
 
 @dataclass

@@ -4,11 +4,13 @@ per-epoch message-passing / supervision split, and that training from a random s
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import pytorch_lightning as pl
 import torch
 
+from models.batching import aggregation_matrix
 from models.encoder import BladeEncoder, EncoderConfig, score
 from models.full_graph import FullGraphLinkPrediction, similarity_pairs
 from models.loss import sampled_softmax_loss, similarity_softmax_loss
@@ -261,3 +263,60 @@ def test_prior_weights_learn_at_their_own_rate(graph, factor):
     assert {id(p) for p in priors["params"]} == {id(module.encoder.prior_weight),
                                                  id(module.encoder.source_prior_weight)}
     assert len(base["params"]) + 2 == len(list(module.parameters()))
+
+
+def test_aggregation_rows_are_the_dense_rows_and_their_transpose():
+    index = torch.tensor([[0, 0, 1, 2, 2, 2, 4], [1, 3, 0, 0, 1, 4, 2]])
+    full = aggregation_matrix(index, 5)
+    nodes = torch.tensor([2, 4, 3])  # any order; node 3 has no neighbours
+    part = full.rows(nodes)
+    dense = full.to_dense()
+    assert part.shape == (3, 5)
+    assert torch.equal(part.to_dense(), dense[nodes])
+    assert torch.equal(part.transpose.to_dense(), dense[nodes].T)
+    # by hand: node 2 averages 0, 1, 4 (1/3 each), node 4 is node 2 itself, node 3 is empty
+    assert part.to_dense()[0].tolist() == pytest.approx([1 / 3, 1 / 3, 0, 0, 1 / 3])
+    x = torch.randn(5, 2, requires_grad=True)
+    (part @ x).sum().backward()
+    assert torch.allclose(x.grad, dense[nodes].sum(0)[:, None].expand(5, 2))
+
+
+@pytest.mark.parametrize("name", ["blade", "sage"])
+def test_last_layer_rows_equal_the_full_encoding(graph, name):
+    module = build_module(get_variant(name), graph, NEIGHBOURHOOD,
+                          dict(FULL, target_prior="node", source_prior=True, num_layers=2), seed=1)
+    module.on_train_epoch_start()
+    rows = torch.tensor([7, 0, 3, 9])
+    s_all, t_all = module.encoder.encode(module._graph)
+    s, t = module.encoder.encode(replace(module._graph, last_rows=rows))
+    assert torch.allclose(s, s_all[rows], atol=1e-6) and torch.allclose(t, t_all[rows], atol=1e-6)
+
+
+def test_training_step_loss_and_gradients_equal_the_full_encoding(graph):
+    torch.manual_seed(0)
+    module = build_module(get_variant("blade"), graph, NEIGHBOURHOOD,
+                          dict(FULL, id_init="random", weight_init="random", batch_size=2), seed=2)
+    module.log = module.log_dict = lambda *args, **kwargs: None
+    module.on_train_epoch_start()
+    generator_state = module._negative_generator.get_state()
+    loss = module.training_step([torch.tensor([0])], 0)
+    loss.backward()
+    restricted = {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
+    module.zero_grad()
+    # the same step by hand, every node encoded
+    module._negative_generator.set_state(generator_state)
+    edge_ids = module._supervision[:2]
+    positives = module.train_edges[:, edge_ids]
+    pool = torch.randint(0, module.num_nodes, (8,), generator=module._negative_generator)
+    s, t = module.encoder.encode(module._graph)
+    terms = sampled_softmax_loss(s, t, positives, pool, module.one_way[edge_ids], 0.5, module.encoder.scale)
+    dim = module.encoder.config.dim
+    pairs = positives[:, module.similar_edge[edge_ids]]
+    similarity = (similarity_softmax_loss(s[:, :dim], pairs, pool, module.encoder.scale)
+                  + similarity_softmax_loss(t[:, :dim], pairs, pool, module.encoder.scale))
+    full_loss = terms.total + 0.5 * similarity
+    full_loss.backward()
+    assert float(loss) == pytest.approx(float(full_loss), rel=1e-5)
+    for name, p in module.named_parameters():
+        if name in restricted:
+            assert torch.allclose(restricted[name], p.grad, atol=1e-6), name

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import ingest as ingest_stage
 from pipeline.config import ConfigError
-from pipeline.ingest import clean_edges, map_ids, split_edges
+from pipeline.edges import clean_edges, map_ids, split_edges
 from pipeline.readers import InputError, RawGraph
 
 
