@@ -104,6 +104,9 @@ def main() -> None:
           f"steps: {(epoch - setup) / steps:.2f} s each")
     print(f"validation ({int(config.get('val_queries', 5000)):,} edges ranked): {validation:.1f} s per epoch")
     print("validation MRR@10 per epoch: " + " ".join(f"{score:.4f}" for score in clock.scores))
+    if config["learn_scale"]:
+        print(f"learned score scale (best epoch): {float(module.encoder.scale):.2f} "
+              f"(starts at {config['score_scale']})")
     print(f"converged: best epoch {best + 1} (MRR@10 {clock.scores[best]:.4f}) reached after "
           f"{clock.ends[best]:.0f} s; early stopping after {result.epochs} epochs, {clock.ends[-1]:.0f} s")
 

@@ -188,6 +188,8 @@ class FullGraphLinkPrediction(LinkPredictionModule):
                   "train_loss_asymmetric": terms.asymmetric}
         if terms.similarity is not None:
             logged["train_loss_similarity"] = terms.similarity
+        if self.encoder.config.learn_scale:
+            logged["score_scale"] = self.encoder.scale.detach()
         self.log_dict(logged, batch_size=size)
         return terms.total
 

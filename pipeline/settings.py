@@ -105,7 +105,7 @@ class TrainSettings(_Section):
     self_term: bool = True
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     score_scale: Annotated[float, Field(gt=0.0)] = 10.0
-    learn_scale: bool = False
+    learn_scale: bool = True
     num_negatives: PositiveInt = 5
     negative_pool: NonNegativeInt = 2048
     lambda_asym: Annotated[float, Field(ge=0.0)] = 1.0

@@ -239,7 +239,7 @@ def config_digest(values: Any) -> str:
 # The code a trained result depends on: a change to any of it starts a new Optuna study and
 # re-runs `blade compare`'s seeds instead of re-using results of the old code.
 RESULT_CODE = ("models/*.py", "pipeline/train.py", "pipeline/evaluate.py", "pipeline/ingest.py",
-               "pipeline/readers.py", "pipeline/artifacts.py", "pipeline/tune.py")
+               "pipeline/edges.py", "pipeline/readers.py", "pipeline/artifacts.py", "pipeline/tune.py")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
