@@ -110,11 +110,13 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                    "train_edges": int(graph.train.shape[1]), "threads": torch.get_num_threads()})
     finished = report.setdefault("rows", {})
     data = [graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()), int(graph.val.sum())]
+    code = tracking.code_digest()
     for row_name in chosen:
         variant, row = row_params(params, row_name, rows[row_name])
-        stamp = fingerprint(variant, row["train"], row["neighbourhood"], seed, data, tracking.code_digest())
+        stamp = fingerprint(variant, row["train"], row["neighbourhood"], seed, data, code)
         if finished.get(row_name, {}).get("stamp") == stamp:
             log.info("ablate: %s: finished earlier, kept", row_name)
+            finished[row_name]["code"] = code  # the stamp holds the code digest: it is this code's
             continue
         log.info("ablate: %s: %s %s", row_name, variant, rows[row_name] or "(params.yaml)")
         low_degree_max = int(params["evaluate"]["low_degree_max"])
@@ -129,7 +131,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         result = fit_variant(variant, graph, row["neighbourhood"], row["train"], seed, None, progress=False)
         low = trained_scores(graph, result.module, low_degree_max)
         finished[row_name] = {
-            "stamp": stamp, "variant": variant, "overrides": rows[row_name],
+            "stamp": stamp, "code": code, "variant": variant, "overrides": rows[row_name],
             "best_val_mrr@10": round(result.best_score, 5),
             "best_epoch": result.curve.index(max(result.curve)) + 1 if result.curve else None,
             "untrained_val_mrr@10": (None if result.untrained_score is None

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline import ablation, compare
+from pipeline import ablation, compare, tracking
 from tests.test_compare import EDGES, tiny_params
 
 
@@ -42,8 +42,11 @@ def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, mon
     real_fit = ablation.fit_variant
     monkeypatch.setattr(ablation, "fit_variant",
                         lambda variant, *a, **k: trained.append(variant) or real_fit(variant, *a, **k))
-    ablation.main(params, _args())
+    del saved["rows"]["ours"]["code"]  # a row from before rows recorded their code: a kept row gets it
+    (in_project_tmp / "reports/ablation/mine.json").write_text(json.dumps(saved))
+    again = ablation.main(params, _args())
     assert trained == []
+    assert again["rows"]["ours"]["code"] == rows["ours"]["code"] == tracking.code_digest()
     params["ablation"]["rows"]["no similarity channel"] = {"train.similarity": "reciprocal"}
     ablation.main(params, _args(["no similarity channel"]))
     assert trained == ["blade"]

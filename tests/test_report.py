@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline import report
+from pipeline import report, tracking
 from pipeline.compare import summarise
 from pipeline.config import ConfigError
 from pipeline.settings import check_params
@@ -104,7 +104,8 @@ ABLATION = {
     "baselines": {"cooccurrence": {"val_mrr@10": 0.2, "val_hit_rate@10": 0.4, "val_direction_auc": 0.75},
                   "popularity": {"val_mrr@10": 0.01, "val_hit_rate@10": 0.02}},
     "rows": {
-        "ours": {"variant": "blade", "overrides": {}, "best_val_mrr@10": 0.3, "best_epoch": 2,
+        "ours": {"code": tracking.code_digest(), "variant": "blade", "overrides": {}, "best_val_mrr@10": 0.3,
+                 "best_epoch": 2,
                  "untrained_val_mrr@10": 0.2, "val_mrr@10_curve": [0.25, 0.3, 0.28], "epochs": 3,
                  "seconds": 90.0, "seconds_per_epoch": 10.0, "val_direction_auc": 0.8123,
                  "val_low_mrr@10": 0.25},
@@ -123,9 +124,11 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
     # one row per choice, with its difference to ours (0.25 - 0.30) and its untrained start
     assert ("| ours | params.yaml | **0.3000** |  | 0.2000 | 0.2500 | 0.8123 | 2 / 3 | 10.0 | "
             "1.5 min |") in text
-    # a row without a direction AUC (an older file) leaves the cell empty
-    assert ("| no target prior | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  |  | 1 / 2 | 12.5 | "
-            "0.5 min |") in text
+    # a row without a direction AUC (an older file) leaves the cell empty; without this code's
+    # digest it is marked as trained by earlier code
+    assert ("| no target prior (earlier code) | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  |  | "
+            "1 / 2 | 12.5 | 0.5 min |") in text
+    assert "1 of 2 rows were trained with earlier code" in text
     assert "co-occurrence MRR@10 0.2000 (HR@10 0.4000, direction AUC 0.7500)" in text
 
 
