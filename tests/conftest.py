@@ -47,3 +47,14 @@ def _isolated_mlflow_uris():
         registry_utils._registry_uri = None
     if "pipeline.tracking" in sys.modules:
         sys.modules["pipeline.tracking"]._uri_set_here = None
+
+
+def require(available: bool, what: str) -> None:
+    """Skip a test whose system part (a Java runtime, a database server, a GPU) is missing on
+    this machine, but fail it under ``CI=true``: CI installs those parts (``.ci/run``), so a
+    missing one there is a broken CI, not a reason to pass silently."""
+    if available:
+        return
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"CI=true and {what} is missing: .ci/run should have installed it")
+    pytest.skip(f"{what} is missing")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, require
 
 pytestmark = pytest.mark.slow
 
@@ -216,13 +216,14 @@ def test_score_stage_and_mlflow_models_predict_agree(tiny_project: Path):
 
 
 def test_spark_udf_scores_with_the_registered_model(tiny_project: Path):
-    pyspark = pytest.importorskip("pyspark")  # in the dev extra; Spark needs a Java runtime
-    import shutil as _shutil
+    import importlib.util
 
-    if _shutil.which("java") is None:
-        pytest.skip("no Java runtime for Spark")
+    require(importlib.util.find_spec("pyspark") is not None, "pyspark (the dev extra)")
+    require(shutil.which("java") is not None, "a Java runtime for Spark")
     import mlflow
     import pandas as pd
+    import pyspark
+    import pyspark.sql
 
     os.environ["PYSPARK_PYTHON"] = sys.executable  # Spark's workers: this environment's Python
     uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
