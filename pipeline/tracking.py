@@ -13,6 +13,7 @@ and only by the rank-0 process under DDP (:class:`EpochMetricsLogger`).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -20,6 +21,8 @@ import logging
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +96,24 @@ class NullClient:
         return lambda *args, **kwargs: None
 
 
+@contextmanager
+def _local_store_lock() -> Iterator[None]:
+    """One process at a time creates or migrates the project's SQLite store and its experiments:
+    several processes of one project (``blade tune`` workers sharing a study) start together,
+    and SQLite migrations or experiment creation racing each other fail. A user's tracking
+    server (``MLFLOW_TRACKING_URI``) needs no lock."""
+    if _user_override() or not is_rank_zero():  # a server, or a rank that writes nothing
+        yield
+        return
+    STORE_DIR.mkdir(exist_ok=True)
+    with open(STORE_DIR / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def client():
     """An :class:`mlflow.MlflowClient` on :func:`tracking_uri` (also set as MLflow's default);
     a :class:`NullClient` in the non-zero ranks of a DDP launch."""
@@ -106,15 +127,17 @@ def client():
     _uri_set_here = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(uri, uri)
+    with _local_store_lock():
+        return mlflow.MlflowClient(uri, uri)  # creates or migrates the store
 
 
 def experiment_id(mlflow_client, name: str) -> str:
     """The id of experiment ``name``, created with the project's artifact root if missing."""
-    experiment = mlflow_client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow_client.create_experiment(name, artifact_location=artifact_root())
+    with _local_store_lock():
+        experiment = mlflow_client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow_client.create_experiment(name, artifact_location=artifact_root())
 
 
 def quiet_mlflow() -> None:

@@ -13,7 +13,16 @@ pruner, which stops trials below the median of earlier trials at the same epoch.
 Resuming: the study lives in ``tune.storage`` (SQLite under ``outputs/tune`` by default, kept
 between runs by DVC's ``persist``). A re-run loads it and runs only the trials still missing
 from ``tune.n_trials`` (complete and pruned trials count; a trial that was running when the
-process died does not). The study's name carries a digest of everything that shapes a trial
+process died does not, once its heartbeats have been missing for ``GRACE_SECONDS``).
+
+Several workers, one study: ``blade tune`` started on several machines with one
+``tune.storage`` URL (PostgreSQL, MySQL) share the study and together finish exactly
+``tune.n_trials`` trials. A worker stops when the study's finished, running and enqueued trials
+fill the budget; when two start a trial at once, the storage's trial numbers decide, and the
+later one is recorded as failed with ``surplus`` set. The defaults trial is enqueued once, by
+the worker that creates the study, which also creates the MLflow parent run the others use.
+
+The study's name carries a digest of everything that shapes a trial
 (search space, fixed parameters, seed, data, the model and training code), so a changed
 configuration or code starts a new study instead of mixing results.
 
@@ -26,12 +35,14 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytorch_lightning as pl
+import sqlalchemy.exc
 
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
@@ -47,7 +58,68 @@ BEST_PARAMS_PATH = TUNED_PARAMS_PATH
 METRICS_PATH = Path("metrics/tune.json")
 TUNED_VARIANT = "blade"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+# Trials that take a place in the budget: finished, running in a live worker (a dead worker's
+# trial misses its heartbeats and is failed after GRACE_SECONDS), or enqueued.
+BUDGET_STATES = (*FINISHED, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+HEARTBEAT_SECONDS = 10
+GRACE_SECONDS = 30
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
 BUDGET = ("n_trials", "timeout_seconds")
+
+
+class SurplusTrial(Exception):
+    """A worker's trial started when other workers' trials had already taken the whole budget."""
+
+
+class StopAtBudget:
+    """After each trial: stop this worker when the study's trials (all workers') fill the budget."""
+
+    def __init__(self, n_trials: int) -> None:
+        self.n_trials = n_trials
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if budget_used(study) >= self.n_trials:
+            study.stop()
+
+
+def budget_used(study: optuna.Study, before: int | None = None) -> int:
+    """Trials that take a place in the budget (``BUDGET_STATES``), those numbered below
+    ``before`` only when given. The storage numbers trials atomically, so with several workers
+    the trial whose number comes after the first ``n_trials`` is the surplus one."""
+    trials = study.get_trials(deepcopy=False, states=BUDGET_STATES)
+    return sum(1 for trial in trials if before is None or trial.number < before)
+
+
+def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """The study's RDB storage with heartbeats: a trial of a worker that died stops taking a
+    place in the budget ``GRACE_SECONDS`` after its last heartbeat (it is marked failed).
+
+    Workers started together on an empty database all create Optuna's tables; PostgreSQL lets one
+    win and fails the others with a unique violation in its catalog (``CREATE TABLE`` is not safe
+    against itself). The tables then exist: the losers retry."""
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                                                  grace_period=GRACE_SECONDS)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
+                sqlalchemy.exc.OperationalError) as error:
+            if attempt == attempts - 1:
+                raise
+            log.info("tune: storage not ready (%s), retrying", type(error.orig).__name__)
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def open_study(name: str, storage: optuna.storages.RDBStorage, sampler, pruner) -> tuple[optuna.Study, bool]:
+    """``(study, created)``: exactly one of several workers starting together creates the study
+    (the storage's unique name decides), the others load it."""
+    try:
+        return optuna.create_study(study_name=name, storage=storage, load_if_exists=False,
+                                   direction="maximize", sampler=sampler, pruner=pruner), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner), False
 
 
 class OptunaPruning(pl.Callback):
@@ -122,16 +194,27 @@ def storage_url(tune: TuneSettings | dict[str, Any]) -> str:
     return url
 
 
-def parent_run(client, experiment_id: str, name: str, storage: str, params: dict[str, Any]) -> str:
-    """The study's MLflow run: found by its tags on resume, created (with its params) otherwise.
+def parent_run(client, experiment_id: str, name: str, storage: str, params: dict[str, Any],
+               study: optuna.Study | None = None, created: bool = True) -> str:
+    """The study's MLflow run: found on resume, created (with its params) otherwise.
 
-    The trial budget (``n_trials``, ``timeout_seconds``) may grow between resumes, so it is kept
-    as tags, which may change, not as params, which may not.
+    With ``study``, the run id is kept in the study's user attributes: the worker that created the
+    study creates the run, the others wait for its id, so workers started together share one
+    parent run. Without, the run is found by its tags. The trial budget (``n_trials``,
+    ``timeout_seconds``) may grow between resumes, so it is kept as tags, which may change, not as
+    params, which may not.
     """
-    query = f"tags.`optuna.study_name` = '{name}' and tags.`optuna.storage` = '{storage}'"
-    found = client.search_runs([experiment_id], filter_string=query, max_results=1)
-    if found:
-        run_id = found[0].info.run_id
+    run_id = None
+    if study is not None:
+        waited = 0.0
+        while (run_id := study.user_attrs.get(PARENT_RUN_ATTR)) is None and not created and waited < 60:
+            time.sleep(0.5)  # the creating worker is about to set it (read from the storage)
+            waited += 0.5
+    if run_id is None:
+        query = f"tags.`optuna.study_name` = '{name}' and tags.`optuna.storage` = '{storage}'"
+        found = client.search_runs([experiment_id], filter_string=query, max_results=1)
+        run_id = found[0].info.run_id if found else None
+    if run_id is not None:
         client.update_run(run_id, status="RUNNING")
     else:
         run_id = client.create_run(experiment_id, run_name=f"tune-{name}", tags={
@@ -141,6 +224,8 @@ def parent_run(client, experiment_id: str, name: str, storage: str, params: dict
                                              "neighbourhood": params["neighbourhood"],
                                              "train": params["train"]})
         client.log_dict(run_id, tracking.environment(), "environment.json")
+    if study is not None:
+        study.set_user_attr(PARENT_RUN_ATTR, run_id)
     for key in BUDGET:
         client.set_tag(run_id, f"tune.{key}", str(params["tune"][key]))
     return run_id
@@ -153,6 +238,11 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
     max_epochs = tune.max_epochs
 
     def objective(trial: optuna.Trial) -> float:
+        if budget_used(trial.study, before=trial.number) >= tune.n_trials:
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise SurplusTrial(f"trial {trial.number}: other workers' trials fill the budget of "
+                               f"{tune.n_trials}; this worker stops")
         values = suggest(trial, space)
         run = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags={
             "mlflow.parentRunId": parent_id, "optuna.trial": str(trial.number), "stage": "tune"})
@@ -234,32 +324,39 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     if graph.val.shape[1] == 0:
         raise ConfigError("tune needs validation edges: set ingest.split.val > 0")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=name, storage=storage, load_if_exists=True, direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=tune.startup_trials),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=0),
-    )
+    study, created = open_study(
+        name, open_storage(storage),
+        optuna.samplers.TPESampler(seed=seed, n_startup_trials=tune.startup_trials),
+        optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=0))
     defaults = default_trial(params, tune.space) if tune.include_defaults else {}
-    if defaults and not study.trials:
+    if defaults and created:  # only the creating worker: workers started together enqueue it once
         study.enqueue_trial(defaults, user_attrs={"defaults": True})
+    with warnings.catch_warnings():  # marked experimental, like heartbeats
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial takes no place in the budget
     done = sum(trial.state in FINISHED for trial in study.trials)
-    remaining = max(n_trials - done, 0)
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, experiment)
     shown = tracking.redact_url(storage)  # the password never reaches MLflow, files or the log
     logged_tune = tune.model_dump(by_alias=True) | {"storage": shown}
-    parent_id = parent_run(client, experiment_id, name, shown, dict(params, tune=logged_tune))
-    log.info("tune: study %s in %s: %d of %d trials finished, running %d (timeout %s s)",
-             name, shown, done, n_trials, remaining, timeout)
+    parent_id = parent_run(client, experiment_id, name, shown, dict(params, tune=logged_tune), study, created)
+    log.info("tune: study %s in %s: %d of %d trials finished, %d running or waiting elsewhere "
+             "(timeout %s s)", name, shown, done, n_trials, budget_used(study) - done, timeout)
     started = time.perf_counter()
-    if remaining:
+    if budget_used(study) < n_trials:
+        # Every worker stops once the study's trials fill n_trials (a worker alone: after
+        # n_trials - done); failed trials take no place, so n_trials - done also bounds a worker.
         study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id),
-                       n_trials=remaining, timeout=float(timeout) if timeout else None,
-                       catch=(ValueError,), gc_after_trial=True)  # infeasible values: trial FAIL
+                       n_trials=n_trials - done, timeout=float(timeout) if timeout else None,
+                       callbacks=[StopAtBudget(n_trials)],
+                       catch=(ValueError, SurplusTrial),  # infeasible values, surplus: trial FAIL
+                       gc_after_trial=True)
     seconds = time.perf_counter() - started
 
-    states = [trial.state for trial in study.trials]
+    trials = study.get_trials(deepcopy=False)
+    states = [trial.state for trial in trials if not trial.user_attrs.get("surplus")]
     counts = {state.name.lower(): states.count(state) for state in optuna.trial.TrialState}
+    counts["surplus"] = len(trials) - len(states)
     completed = [trial for trial in study.trials if trial.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         client.set_terminated(parent_id, "FAILED")

@@ -18,11 +18,10 @@ from tests.test_train import CONFIG, NEIGHBOURHOOD
 from tests.test_train import graph as graph  # noqa: F401  (fixture)
 
 
-@pytest.fixture
-def project(in_project_tmp, monkeypatch) -> dict:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    (in_project_tmp / "data").mkdir()
-    (in_project_tmp / "data" / "tiny.txt").write_text("".join(f"{u}\t{v}\n" for u, v in TINY_EDGES))
+def tiny_tune_params(folder) -> dict:
+    """params.yaml for a tiny graph written to ``folder/data/tiny.txt`` and a 2-trial study."""
+    (folder / "data").mkdir()
+    (folder / "data" / "tiny.txt").write_text("".join(f"{u}\t{v}\n" for u, v in TINY_EDGES))
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["base"]["dataset"] = "tiny"
     params["ingest"].update({"edges": "data/tiny.txt", "split": {"train": 0.6, "val": 0.2, "test": 0.2},
@@ -32,6 +31,13 @@ def project(in_project_tmp, monkeypatch) -> dict:
     params["tune"].update({"n_trials": 2, "max_epochs": 2, "timeout_seconds": None, "study_name": "tiny",
                            "space": {"neighbourhood.n_max": {"low": 2, "high": 6, "int": True},
                                      "train.learning_rate": {"low": 0.001, "high": 0.05, "log": True}}})
+    return params
+
+
+@pytest.fixture
+def project(in_project_tmp, monkeypatch) -> dict:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tiny_tune_params(in_project_tmp)
     ingest_stage.main(params)
     return params
 
