@@ -53,7 +53,7 @@ def tracking_uri() -> str:
     if override:
         return override
     STORE_DIR.mkdir(exist_ok=True)
-    return f"sqlite:///{(STORE_DIR / DATABASE).resolve()}"
+    return _local_uri()
 
 
 def artifact_root() -> str | None:
@@ -96,13 +96,17 @@ class NullClient:
         return lambda *args, **kwargs: None
 
 
+def _local_uri() -> str:
+    return f"sqlite:///{(STORE_DIR / DATABASE).resolve()}"
+
+
 @contextmanager
-def _local_store_lock() -> Iterator[None]:
+def _local_store_lock(uri: str) -> Iterator[None]:
     """One process at a time creates or migrates the project's SQLite store and its experiments:
     several processes of one project (``blade tune`` workers sharing a study) start together,
     and SQLite migrations or experiment creation racing each other fail. A user's tracking
     server (``MLFLOW_TRACKING_URI``) needs no lock."""
-    if _user_override() or not is_rank_zero():  # a server, or a rank that writes nothing
+    if uri != _local_uri() or not is_rank_zero():  # another store, or a rank that writes nothing
         yield
         return
     STORE_DIR.mkdir(exist_ok=True)
@@ -127,13 +131,15 @@ def client():
     _uri_set_here = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    with _local_store_lock():
+    with _local_store_lock(uri):
         return mlflow.MlflowClient(uri, uri)  # creates or migrates the store
 
 
 def experiment_id(mlflow_client, name: str) -> str:
     """The id of experiment ``name``, created with the project's artifact root if missing."""
-    with _local_store_lock():
+    import mlflow
+
+    with _local_store_lock(mlflow.get_tracking_uri()):
         experiment = mlflow_client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
