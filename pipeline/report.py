@@ -416,6 +416,38 @@ def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
     return lines
 
 
+SWEEP_DIR = Path("reports/gpu")
+
+
+def load_sweeps(folder: Path) -> list[dict[str, Any]]:
+    """``bench/sweep.py`` results kept as ``<folder>/sweep-<dataset>-<machine>.json`` (none: no section)."""
+    paths = sorted(folder.glob("sweep-*.json"))
+    return [json.loads(path.read_text()) | {"file": str(path)} for path in paths]
+
+
+def sweep_lines(sweeps: list[dict[str, Any]]) -> list[str]:
+    if not sweeps:
+        return []
+    lines = ["### Exploratory sweeps (`bench/sweep.py`)", "",
+             "Rows tried on a borrowed GPU before they became ablation rows: one training each, "
+             "params.yaml's values of the commit named plus the row's change, validation edges only "
+             "(scored as `blade ablate` scores them). Their commands are in the file.", ""]
+    for sweep in sweeps:
+        lines += [f"`{sweep['file']}`: {sweep.get('machine', sweep.get('device', '?'))}, commit "
+                  f"{sweep.get('commit', '?')}, seed {sweep['seed']}", "",
+                  "| row | changes | val MRR@10 | val HR@10 | low-degree val MRR@10 | low-degree val HR@10 "
+                  "| untrained | epochs |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, row in sweep["rows"].items():
+            changes = ", ".join(f"{key.split('.')[-1]}={value}" for key, value in
+                                (({"variant": row["variant"]} if row["variant"] != "blade" else {})
+                                 | row["overrides"]).items()) or "params.yaml"
+            lines.append(f"| {name} | {changes} | {row['val_mrr@10']:.4f} | {row['val_hit_rate@10']:.4f} | "
+                         f"{row['val_low_mrr@10']:.4f} | {row['val_low_hit_rate@10']:.4f} | "
+                         f"{row['untrained_val_mrr@10']:.4f} | {row['epochs']} |")
+        lines.append("")
+    return lines
+
+
 WHY = """\
 Why we think our numbers differ from the paper's:
 
@@ -457,7 +489,7 @@ Why we think our numbers differ from the paper's:
 
 
 def render(reports: list[dict[str, Any]], output: Path, headline: str,
-           ablations: list[dict[str, Any]] | None = None) -> str:
+           ablations: list[dict[str, Any]] | None = None, sweeps: list[dict[str, Any]] | None = None) -> str:
     images = output.parent / output.stem
     if ablations:
         plot_curves(ablations, images / "training_curves.png")
@@ -529,7 +561,7 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
               "power-law exponent of the first seed's training in-degrees at the tuned d_min, and "
               "alpha = alpha_multiplier x alpha_hat sizes the neighbourhoods. \"val MRR@10 "
               "params.yaml\" is trial 0, which runs params.yaml's values.", ""] + tuned_table(reports) + [
-              ""] + ablation_lines(ablations or [], rel) + [
+              ""] + ablation_lines(ablations or [], rel) + sweep_lines(sweeps or []) + [
               "## Training", "",
               "Epochs run (early stopping on validation MRR@10) and scores of each seed, in the "
               "order of the setup table's seeds.",
@@ -553,7 +585,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     headline = args.headline or str(params["base"]["dataset"])
     output = Path(args.output)
     ablations = load_ablations(Path(getattr(args, "ablations", ABLATION_DIR)), order)
-    render(reports, output, headline, ablations)
+    render(reports, output, headline, ablations, load_sweeps(SWEEP_DIR))
     log.info("report: %s from %d comparison(s): %s", output, len(reports),
              ", ".join(report["name"] for report in reports))
     print(json.dumps({"report": str(output), "datasets": [report["name"] for report in reports]}))

@@ -164,3 +164,18 @@ def test_report_pipeline_covers_every_bundled_graph():
     for name in graphs:
         assert f'"reports/dvc.yaml:compare@{name}" -> "reports/dvc.yaml:report"' in dag
         assert f'"reports/dvc.yaml:ablate@{name}" -> "reports/dvc.yaml:report"' in dag
+
+
+def test_report_shows_a_gpu_sweep(tmp_path):
+    sweep = {"file": "reports/gpu/sweep-small-h100.json", "machine": "one H100", "commit": "abc1234",
+             "seed": 42, "rows": {
+                 "ours": {"variant": "blade", "overrides": {}, "val_mrr@10": 0.41875, "val_hit_rate@10": 0.7,
+                          "val_low_mrr@10": 0.3455, "val_low_hit_rate@10": 0.64,
+                          "untrained_val_mrr@10": 0.3593, "epochs": 14},
+                 "sage 20": {"variant": "sage", "overrides": {"train.score_scale": 20},
+                             "val_mrr@10": 0.3986, "val_hit_rate@10": 0.69, "val_low_mrr@10": 0.3681,
+                             "val_low_hit_rate@10": 0.61, "untrained_val_mrr@10": 0.39, "epochs": 6}}}
+    text = report.render([SMALL], tmp_path / "report.md", headline="small", sweeps=[sweep])
+    assert "`reports/gpu/sweep-small-h100.json`: one H100, commit abc1234, seed 42" in text
+    assert "| ours | params.yaml | 0.4188 | 0.7000 | 0.3455 | 0.6400 | 0.3593 | 14 |" in text
+    assert "| sage 20 | variant=sage, score_scale=20 | 0.3986 |" in text
