@@ -99,16 +99,23 @@ def load_graph(params: dict, edges: str | None, max_nodes: int | None) -> Traini
     return TrainingGraph(num_nodes, edge_index("train"), edge_index("val"))
 
 
-def train_on(device: str, graph: TrainingGraph, params: dict, max_epochs: int) -> tuple:
-    seed = int(params["base"]["seed"])
-    config = SimpleNamespace(**{**params["train"], "accelerator": device, "devices": 1,
-                                "max_epochs": max_epochs})
-    neighbourhood = SimpleNamespace(**params["neighbourhood"])
+def fit(graph: TrainingGraph, params: dict, device: str, seed: int, variant: str = "blade",
+        neighbourhood: dict | None = None, train: dict | None = None, callbacks: list | None = None):
+    """Train ``variant`` on ``device`` with params.yaml's ``neighbourhood`` and ``train`` sections
+    (plus the given overrides) as plain objects: the model library's own path, no pydantic."""
+    config = SimpleNamespace(**{**params["train"], **(train or {}), "accelerator": device, "devices": 1})
+    hood = SimpleNamespace(**{**params["neighbourhood"], **(neighbourhood or {})})
     pl.seed_everything(seed, workers=True, verbose=False)
-    module = build_module(get_variant("blade"), graph, neighbourhood, config, seed)
+    module = build_module(get_variant(variant), graph, hood, config, seed)
+    return fit_module(module, config, seed, callbacks=callbacks, progress=False,
+                      label=f"{variant} ({device})")
+
+
+def train_on(device: str, graph: TrainingGraph, params: dict, max_epochs: int) -> tuple:
     clock = EpochClock()
     started = time.perf_counter()
-    result = fit_module(module, config, seed, callbacks=[clock], progress=False, label=device)
+    result = fit(graph, params, device, int(params["base"]["seed"]), train={"max_epochs": max_epochs},
+                 callbacks=[clock])
     print(f"[{device}] {len(clock.scores)} epochs in {time.perf_counter() - started:.1f} s "
           f"(untrained val MRR@10 {result.untrained_score:.4f}, best {result.best_score:.4f})", flush=True)
     return result, clock

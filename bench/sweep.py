@@ -23,17 +23,14 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytorch_lightning as pl
 import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.gpu_check import load_graph  # noqa: E402
-from models.training import build_module, fit_module, trained_scores  # noqa: E402
-from models.variants import get_variant  # noqa: E402
+from bench.gpu_check import fit, load_graph  # noqa: E402
+from models.training import trained_scores  # noqa: E402
 
 ROWS = (  # the low-degree question (docs/report.md): one change from params.yaml per row
     "ours:",
@@ -61,18 +58,14 @@ def parse_row(text: str) -> tuple[str, dict]:
 def run_row(graph, params: dict, overrides: dict, device: str, seed: int, low_degree_max: int) -> dict:
     overrides = dict(overrides)
     variant = overrides.pop("variant", "blade")
-    sections = {name: dict(params[name]) for name in ("neighbourhood", "train")}
+    sections: dict[str, dict] = {"neighbourhood": {}, "train": {}}
     for key, value in overrides.items():
         section, _, name = key.partition(".")
-        if section not in sections or name not in sections[section]:
+        if section not in sections or name not in params[section]:
             raise SystemExit(f"row override {key!r}: not a key of params.yaml's neighbourhood or train")
         sections[section][name] = value
-    config = SimpleNamespace(**{**sections["train"], "accelerator": device, "devices": 1})
-    pl.seed_everything(seed, workers=True, verbose=False)
     started = time.perf_counter()
-    module = build_module(get_variant(variant), graph, SimpleNamespace(**sections["neighbourhood"]),
-                          config, seed)
-    result = fit_module(module, config, seed, progress=False, label=variant)
+    result = fit(graph, params, device, seed, variant, **sections)
     scores = trained_scores(graph, result.module, low_degree_max)
     return {"variant": variant, "overrides": overrides, **scores,
             "untrained_val_mrr@10": round(result.untrained_score, 5), "epochs": result.epochs,
