@@ -265,12 +265,46 @@ def _csr(crow: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]) -> Te
         return torch.sparse_csr_tensor(crow, col, value, shape, check_invariants=False)
 
 
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process under DDP, ``(0, 1)`` otherwise."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def rank_share(indices: list[int]) -> list[int]:
+    """This process's share of ``indices`` under DDP: every world-size-th one from its rank, after
+    padding with the first ones to a multiple of the world size (every rank must take the same
+    number of steps); all of them in one process. Read at iteration time, when Lightning has
+    started the process group."""
+    rank, world = _world()
+    if world == 1:
+        return indices
+    padded = indices + indices[: (-len(indices)) % world]
+    return padded[rank::world]
+
+
+class StepSampler(torch.utils.data.Sampler[int]):
+    """Step numbers ``0..steps-1`` in order, this process's share under DDP (:func:`rank_share`).
+    With N processes, rank r takes steps r, r + N, ...: an optimiser step averages the gradients
+    of N consecutive steps' batches, like one process with an N times larger batch."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return len(rank_share(list(range(self.steps))))
+
+    def __iter__(self):
+        return iter(rank_share(list(range(self.steps))))
+
+
 class EpochSeededShuffle(torch.utils.data.Sampler[int]):
     """Shuffles ``0..n-1`` with a permutation that depends only on ``(seed, epoch)``.
 
     Lightning calls :meth:`set_epoch` before every epoch, so a run resumed from a checkpoint
     sees exactly the batches an uninterrupted run would (a DataLoader's own generator state is
-    not checkpointed).
+    not checkpointed). Under DDP each process iterates its share (:func:`rank_share`).
     """
 
     def __init__(self, size: int, seed: int) -> None:
@@ -282,8 +316,8 @@ class EpochSeededShuffle(torch.utils.data.Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size
+        return len(rank_share(list(range(self.size))))
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_033 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        return iter(rank_share(torch.randperm(self.size, generator=generator).tolist()))

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.batching import EpochSeededShuffle
+from models.batching import EpochSeededShuffle, StepSampler
 from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, UndirectedSageEncoder
 from models.encoder import score as embedding_score
 from models.full_graph import FullGraphLinkPrediction
@@ -47,6 +47,15 @@ log = logging.getLogger(__name__)
 
 MONITOR = "val_mrr@10"
 DIRECTION_EDGES = 20_000  # one-way validation edges (a seeded sample) that calibrate direction
+
+
+def is_rank_zero() -> bool:
+    """False in the non-zero ranks of a distributed (DDP) launch: Lightning starts each of them
+    by running the same command again, with ``LOCAL_RANK`` (and ``NODE_RANK`` / ``RANK``) set."""
+    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK"):
+        if int(os.environ.get(variable, "0") or 0) != 0:
+            return False
+    return True
 
 
 @dataclass
@@ -140,6 +149,27 @@ class KillAfterEpoch(pl.Callback):
             log.warning("%s=%d: killing the process", self.ENVIRONMENT, self.epoch)
             logging.shutdown()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class StepTrace(pl.Callback):
+    """Test hook: ``BLADE_TRACE_STEPS=DIR`` appends one line per training step to
+    ``DIR/rank-<global rank>.txt``: the epoch, then the training edge ids of the step's batch,
+    so a test can see which edges each DDP rank trained on."""
+
+    ENVIRONMENT = "BLADE_TRACE_STEPS"
+
+    def __init__(self, directory: str) -> None:
+        self.directory = Path(directory)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if isinstance(pl_module, FullGraphLinkPrediction):
+            step = int(batch[0].reshape(-1)[0])
+            edge_ids = pl_module._supervision[step * pl_module.batch_size: (step + 1) * pl_module.batch_size]
+        else:
+            edge_ids = batch[0]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / f"rank-{trainer.global_rank}.txt", "a") as handle:
+            handle.write(f"{trainer.current_epoch} {' '.join(map(str, edge_ids.tolist()))}\n")
 
 
 def sparse_features(graph: Any) -> torch.Tensor | None:
@@ -265,7 +295,8 @@ def train_loader(module: LinkPredictionModule, batch_size: int, seed: int) -> Da
     """What Lightning iterates per epoch: step numbers for full-graph modules (they pick each
     step's edges themselves), seeded shuffled edge batches for mini-batch ones."""
     if isinstance(module, FullGraphLinkPrediction):
-        return DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1)
+        return DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1,
+                          sampler=StepSampler(module.steps_per_epoch))
     num_edges = module.train_edges.shape[1]
     return DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=batch_size,
                       sampler=EpochSeededShuffle(num_edges, seed))
@@ -304,11 +335,13 @@ def fit_module(
             MONITOR, mode="max", patience=config.early_stopping_patience))
     if checkpoint_dir is not None:
         stamp_path = checkpoint_dir / "fingerprint.txt"
-        if checkpoint_dir.exists() and (not stamp_path.is_file() or stamp_path.read_text() != fingerprint):
-            shutil.rmtree(checkpoint_dir)  # another configuration's checkpoints: start afresh
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        stamp_path.write_text(fingerprint)
-        if (checkpoint_dir / "last.ckpt").is_file():
+        same = stamp_path.is_file() and stamp_path.read_text() == fingerprint
+        if is_rank_zero():  # the other ranks (started later, inside rank 0's fit) only read
+            if checkpoint_dir.exists() and not same:
+                shutil.rmtree(checkpoint_dir)  # another configuration's checkpoints: start afresh
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            stamp_path.write_text(fingerprint)
+        if same and (checkpoint_dir / "last.ckpt").is_file():
             resume_from = str(checkpoint_dir / "last.ckpt")
             log.info("%s: resuming from %s", label, resume_from)
         checkpoint = pl.callbacks.ModelCheckpoint(
@@ -324,12 +357,16 @@ def fit_module(
         all_callbacks += [checkpoint, latest]
         if os.environ.get(KillAfterEpoch.ENVIRONMENT):
             all_callbacks.append(KillAfterEpoch(int(os.environ[KillAfterEpoch.ENVIRONMENT])))
+    if os.environ.get(StepTrace.ENVIRONMENT):
+        all_callbacks.append(StepTrace(os.environ[StepTrace.ENVIRONMENT]))
     trainer = pl.Trainer(
         max_epochs=config.max_epochs, accelerator=config.accelerator, devices=config.devices,
+        strategy=getattr(config, "strategy", "auto"), num_nodes=getattr(config, "num_nodes", 1),
         deterministic="warn", logger=logger, callbacks=all_callbacks,
         enable_progress_bar=progress, enable_model_summary=False,
         enable_checkpointing=checkpoint is not None, num_sanity_val_steps=0,
         log_every_n_steps=1,
+        use_distributed_sampler=False,  # the samplers shard by rank themselves (models.batching)
     )
     untrained = None
     if resume_from is None and module.validation is not None:

@@ -120,6 +120,8 @@ class TrainSettings(_Section):
     use_tuned: bool = True
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"
+    strategy: Literal["auto", "ddp"] = "auto"
+    num_nodes: PositiveInt = 1
 
     @model_validator(mode="after")
     def _full_graph_choices(self) -> TrainSettings:

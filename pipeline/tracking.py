@@ -30,6 +30,8 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
+from models.training import is_rank_zero
+
 log = logging.getLogger(__name__)
 
 STORE_DIR = Path("mlruns")
@@ -61,14 +63,6 @@ def artifact_root() -> str | None:
     if _user_override():
         return None
     return (STORE_DIR / ARTIFACTS).resolve().as_uri()
-
-
-def is_rank_zero() -> bool:
-    """False in the non-zero ranks of a distributed (DDP) launch, which re-runs the stage per rank."""
-    for variable in ("RANK", "LOCAL_RANK", "NODE_RANK"):
-        if int(os.environ.get(variable, "0") or 0) != 0:
-            return False
-    return True
 
 
 class _SilentRun:

@@ -7,6 +7,9 @@
 Runbook:
 - one CPU (default): ``accelerator: auto`` finds no GPU and trains on the CPU;
 - one GPU: nothing to change, ``auto`` picks it (the sampler stays on the CPU);
+- several GPUs: ``--set train.strategy=ddp --set train.devices=4``; several machines: the same
+  plus ``--set train.num_nodes=2`` and ``MASTER_ADDR``, ``MASTER_PORT``, ``NODE_RANK`` on each.
+  Lightning starts the other ranks by running ``blade train`` again; they train and write nothing;
 - an interrupted run resumes from ``outputs/checkpoints/<variant>/last.ckpt`` when the
   parameters are unchanged (a fingerprint of them is stored beside the checkpoint).
 
@@ -120,6 +123,13 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     base, config, neighbourhood = settings.base, settings.train, settings.neighbourhood
     seed = base.seed
     graph = load_split_graph()
+    if not tracking.is_rank_zero():
+        # A DDP rank > 0: Lightning starts it by running `blade train` again. It runs the same
+        # fits in the same order (their collective operations need every rank) and writes
+        # nothing: outputs, checkpoints, metrics and MLflow runs are rank 0's.
+        for name in config.variants:
+            fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name, progress=False)
+        return {}
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, settings.mlflow.experiment)
     metrics: dict[str, Any] = {}
