@@ -14,13 +14,19 @@ once into CSR (with the training edges of each entry's path); a batch then
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from models.encoder import AGGREGATIONS, AggregationMatrix, ComputationGraph
+from models.encoder import (
+    AGGREGATIONS,
+    AggregationMatrix,
+    ComputationGraph,
+    csr_pointer,
+    csr_row_slots,
+    csr_tensor,
+)
 
 
 class EpochAggregation:
@@ -74,10 +80,10 @@ class EpochAggregation:
         self.col = index[1, order]
         via_edge = via_edge.long()
         self.via_edge = (via_edge[:, None] if via_edge.dim() == 1 else via_edge)[order]
-        self.crow = _compressed(self.row, num_nodes)
+        self.crow = csr_pointer(self.row, num_nodes)
         # Transpose in CSR: entries sorted by (col, row); t_order maps its slots to ours.
         self.t_order = torch.argsort(self.col * num_nodes + self.row)
-        self.t_crow = _compressed(self.col[self.t_order], num_nodes)
+        self.t_crow = csr_pointer(self.col[self.t_order], num_nodes)
         self.t_col = self.row[self.t_order]
         self.neighbour_degree = (
             node_degree.to(torch.float32)[self.col] + 1.0 if node_degree is not None else None
@@ -97,8 +103,8 @@ class EpochAggregation:
         value = self._weights(keep, kept_per_row[self.row], self.neighbour_degree)
         shape = (self.num_nodes, self.num_nodes)
         return AggregationMatrix(
-            matrix=_csr(self.crow, self.col, value, shape),
-            transpose=_csr(self.t_crow, self.t_col, value[self.t_order], shape),
+            matrix=csr_tensor(self.crow, self.col, value, shape),
+            transpose=csr_tensor(self.t_crow, self.t_col, value[self.t_order], shape),
         )
 
     def _weights(self, keep: Tensor, kept_in_row: Tensor, neighbour_degree: Tensor | None) -> Tensor:
@@ -115,11 +121,7 @@ class EpochAggregation:
             nodes: ``[R]`` distinct node ids.
             excluded_edges: BoolTensor ``[E]`` (True = drop pairs reached through that edge).
         """
-        start = self.crow[nodes]
-        count = self.crow[nodes + 1] - start
-        local_row = torch.repeat_interleave(torch.arange(nodes.numel()), count)
-        first_of_row = torch.cumsum(count, 0) - count
-        slot = start[local_row] + torch.arange(local_row.numel()) - first_of_row[local_row]
+        local_row, slot = csr_row_slots(self.crow, nodes)
         if excluded_edges is not None:
             kept = ~_reached_through(excluded_edges, self.via_edge[slot])
             slot, local_row = slot[kept], local_row[kept]
@@ -170,14 +172,8 @@ class RowSelection:
 
     def matrix(self, column_position: Tensor, num_columns: int) -> AggregationMatrix:
         """``[num_rows, num_columns]`` matrix, global columns mapped through ``column_position``."""
-        column = column_position[self.column]
-        shape = (self.num_rows, num_columns)
-        t_order = torch.argsort(column * self.num_rows + self.row)
-        return AggregationMatrix(
-            matrix=_csr(_compressed(self.row, self.num_rows), column, self.value, shape),
-            transpose=_csr(_compressed(column[t_order], num_columns), self.row[t_order],
-                           self.value[t_order], (num_columns, self.num_rows)),
-        )
+        return AggregationMatrix.from_entries(self.row, column_position[self.column], self.value,
+                                              self.num_rows, num_columns)
 
 
 def _extend(prefix: Tensor, candidates: Tensor, position: Tensor) -> Tensor:
@@ -251,18 +247,6 @@ def computation_graph(
         out_adj=out_adj[::-1], in_adj=in_adj[::-1],
         source_position=source_position, target_position=target_position,
     )
-
-
-def _compressed(sorted_row: Tensor, num_rows: int) -> Tensor:
-    crow = torch.zeros(num_rows + 1, dtype=torch.long)
-    crow[1:] = torch.cumsum(torch.bincount(sorted_row, minlength=num_rows), 0)
-    return crow
-
-
-def _csr(crow: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]) -> Tensor:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, col, value, shape, check_invariants=False)
 
 
 def _world() -> tuple[int, int]:

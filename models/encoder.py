@@ -23,6 +23,7 @@ Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each f
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -69,28 +70,46 @@ class AggregationMatrix:
     def rows(self, nodes: Tensor) -> AggregationMatrix:
         """Rows ``nodes`` of ``A`` (``[R, C]``, in that order) with their transpose ``[C, R]``:
         the aggregations of only the nodes a loss reads (the last layer of a training step)."""
-        crow, col, value = self.matrix.crow_indices(), self.matrix.col_indices(), self.matrix.values()
-        start = crow[nodes]
-        count = crow[nodes + 1] - start
-        device = nodes.device
-        local_row = torch.repeat_interleave(torch.arange(nodes.numel(), device=device), count)
-        first_of_row = torch.cumsum(count, 0) - count
-        slot = start[local_row] + torch.arange(local_row.numel(), device=device) - first_of_row[local_row]
-        col, value = col[slot], value[slot]
-        num_rows, num_columns = nodes.numel(), self.matrix.shape[1]
-        new_crow = torch.cat([count.new_zeros(1), torch.cumsum(count, 0)])
-        t_order = torch.argsort(col * num_rows + local_row)
-        t_crow = torch.zeros(num_columns + 1, dtype=torch.long, device=device)
-        t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=num_columns), 0)
+        local_row, slot = csr_row_slots(self.matrix.crow_indices(), nodes)
+        return AggregationMatrix.from_entries(local_row, self.matrix.col_indices()[slot],
+                                              self.matrix.values()[slot], nodes.numel(), self.matrix.shape[1])
+
+    @staticmethod
+    def from_entries(row: Tensor, column: Tensor, value: Tensor, num_rows: int,
+                     num_columns: int) -> AggregationMatrix:
+        """``A[row[i], column[i]] = value[i]`` (``row`` non-decreasing), with its transpose."""
+        t_order = torch.argsort(column * num_rows + row)
         return AggregationMatrix(
-            matrix=torch.sparse_csr_tensor(new_crow, col, value, (num_rows, num_columns),
-                                           check_invariants=False),
-            transpose=torch.sparse_csr_tensor(t_crow, local_row[t_order], value[t_order],
-                                              (num_columns, num_rows), check_invariants=False),
-        )
+            matrix=csr_tensor(csr_pointer(row, num_rows), column, value, (num_rows, num_columns)),
+            transpose=csr_tensor(csr_pointer(column[t_order], num_columns), row[t_order], value[t_order],
+                           (num_columns, num_rows)))
 
     def to_dense(self) -> Tensor:
         return self.matrix.to_dense()
+
+
+def csr_row_slots(crow: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
+    """The entries of CSR rows ``nodes``: ``(local_row, slot)``, entry i being at position
+    ``slot[i]`` of the CSR arrays and in row ``local_row[i]`` (0..R-1, non-decreasing)."""
+    start = crow[nodes]
+    count = crow[nodes + 1] - start
+    local_row = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), count)
+    first_of_row = torch.cumsum(count, 0) - count
+    slot = start[local_row] + torch.arange(local_row.numel(), device=nodes.device) - first_of_row[local_row]
+    return local_row, slot
+
+
+def csr_pointer(sorted_row: Tensor, num_rows: int) -> Tensor:
+    """CSR row pointer ``[num_rows + 1]`` of non-decreasing row ids."""
+    crow = torch.zeros(num_rows + 1, dtype=torch.long, device=sorted_row.device)
+    crow[1:] = torch.cumsum(torch.bincount(sorted_row, minlength=num_rows), 0)
+    return crow
+
+
+def csr_tensor(crow: Tensor, col: Tensor, value: Tensor, shape: tuple[int, int]) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(crow, col, value, shape, check_invariants=False)
 
 
 class _SparseMatMul(torch.autograd.Function):
