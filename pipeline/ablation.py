@@ -15,6 +15,9 @@ baselines are ranked on the same validation edges. Nothing here looks at test ed
 
 Resuming: ``reports/ablation/<dataset>.json`` keeps finished rows, each stamped with a digest of
 its settings, the data and the model code; a re-run trains only rows whose stamp changed.
+Budget: ``ablation.timeout_seconds`` (or ``--timeout-seconds``) stops starting rows after that much
+training, in the listed order, so a big graph on a small machine fills its table over several
+runs; the rows still to train are recorded as ``pending`` and the report names them.
 ``blade report`` turns the file into the ablation table and the training-curve figure of
 ``docs/report.md``.
 """
@@ -57,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--edges", help="any edge list `blade ingest` reads (then give --name)")
     parser.add_argument("--name", help="report name for --edges (default: the file's stem)")
     parser.add_argument("--rows", nargs="+", help="row names of ablation.rows (default: all)")
+    parser.add_argument("--timeout-seconds", type=float, metavar="SECONDS",
+                        help="no new row starts after this much training (default: "
+                             "ablation.timeout_seconds; 0: train every row)")
 
 
 def row_params(params: dict[str, Any], name: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -87,7 +93,8 @@ def _rounded(value: float | None) -> float | None:
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    rows = typed(params).ablation.rows
+    settings = typed(params).ablation
+    rows = settings.rows
     if not rows:
         raise ConfigError("params.yaml: ablation.rows is empty: give at least one row (ours: {})")
     chosen = args.rows or list(rows)
@@ -111,12 +118,21 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     finished = report.setdefault("rows", {})
     data = [graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()), int(graph.val.sum())]
     code = tracking.code_digest()
+    given = getattr(args, "timeout_seconds", None)
+    timeout = settings.timeout_seconds if given is None else (given or None)  # --timeout-seconds 0: none
+    settled = {row_name: row_params(params, row_name, overrides) for row_name, overrides in rows.items()}
+    stamps = {row_name: fingerprint(variant, row["train"], row["neighbourhood"], seed, data, code)
+              for row_name, (variant, row) in settled.items()}
+    training_seconds, trained_any, pending = 0.0, False, []
     for row_name in chosen:
-        variant, row = row_params(params, row_name, rows[row_name])
-        stamp = fingerprint(variant, row["train"], row["neighbourhood"], seed, data, code)
+        variant, row = settled[row_name]
+        stamp = stamps[row_name]
         if finished.get(row_name, {}).get("stamp") == stamp:
             log.info("ablate: %s: finished earlier, kept", row_name)
             finished[row_name]["code"] = code  # the stamp holds the code digest: it is this code's
+            continue
+        if trained_any and timeout is not None and training_seconds >= timeout:
+            pending.append(row_name)
             continue
         log.info("ablate: %s: %s %s", row_name, variant, rows[row_name] or "(params.yaml)")
         low_degree_max = int(params["evaluate"]["low_degree_max"])
@@ -142,9 +158,29 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "epochs": result.epochs, "seconds": round(time.perf_counter() - started, 1),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),
         }
+        training_seconds += finished[row_name]["seconds"]
+        trained_any = True
+        report["pending"] = pending_rows(finished, stamps)
         write_json(path, report)  # after every row: an interrupted run keeps what it finished
         log.info("ablate: %s: best val MRR@10 %.4f at epoch %s of %d (untrained %.4f), %.0f s",
                  row_name, result.best_score, finished[row_name]["best_epoch"], result.epochs,
                  result.untrained_score or float("nan"), finished[row_name]["seconds"])
+    if pending:
+        log.warning("ablate: %s: %d rows not started (%.0f s of training used, timeout %.0f s): %s; "
+                    "the next `blade ablate` trains them", name, len(pending), training_seconds, timeout,
+                    ", ".join(pending))
+    report["pending"] = pending_rows(finished, stamps)
+    report["rows"] = ordered_rows(finished, list(rows))
     write_json(path, report)
     return report
+
+
+def pending_rows(finished: dict[str, Any], stamps: dict[str, str]) -> list[str]:
+    """Rows of ``ablation.rows`` (in order) not trained with their settings and this code yet."""
+    return [name for name, stamp in stamps.items() if finished.get(name, {}).get("stamp") != stamp]
+
+
+def ordered_rows(finished: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """Rows in ``ablation.rows`` order, then rows no longer listed there (kept as they were)."""
+    listed = {name: finished[name] for name in order if name in finished}
+    return listed | {name: row for name, row in finished.items() if name not in listed}

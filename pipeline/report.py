@@ -364,6 +364,11 @@ def ablation_table(ablation: dict[str, Any], code: str | None = None) -> list[st
     if stale:
         lines += ["", f"{len(stale)} of {len(rows)} rows were trained with earlier code than this report's "
                   "(marked \"earlier code\"; `blade ablate` trains them again); compare them with care."]
+    missing = [name for name in ablation.get("pending", []) if name not in rows]
+    if missing:
+        lines += ["", f"Not trained yet ({len(missing)} rows; `ablation.timeout_seconds` caps the training "
+                  f"one `blade ablate --dataset {ablation['dataset']}` starts, and each run adds rows in "
+                  f"params.yaml order): {', '.join(missing)}."]
     return lines
 
 

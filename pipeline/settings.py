@@ -259,6 +259,9 @@ class CompareSettings(_Section):
 
 class AblationSettings(_Section):
     rows: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ours": {}})
+    # No new row starts after this many seconds of training in one run (the first always does);
+    # None: every row. Finished rows are kept, so each run adds rows in their listed order.
+    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = None
 
     @model_validator(mode="after")
     def _known_overrides(self) -> AblationSettings:

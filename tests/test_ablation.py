@@ -9,8 +9,9 @@ from pipeline import ablation, compare, tracking
 from tests.test_compare import EDGES, tiny_params
 
 
-def _args(rows=None) -> argparse.Namespace:
-    return argparse.Namespace(dataset=None, edges="mine.csv", name=None, rows=rows, trials=None)
+def _args(rows=None, timeout_seconds=None) -> argparse.Namespace:
+    return argparse.Namespace(dataset=None, edges="mine.csv", name=None, rows=rows, trials=None,
+                              timeout_seconds=timeout_seconds)
 
 
 def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, monkeypatch):
@@ -50,6 +51,28 @@ def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, mon
     params["ablation"]["rows"]["no similarity channel"] = {"train.similarity": "reciprocal"}
     ablation.main(params, _args(["no similarity channel"]))
     assert trained == ["blade"]
+
+
+def test_ablate_timeout_stops_starting_rows_and_the_next_run_goes_on(in_project_tmp, monkeypatch):
+    params = tiny_params()
+    rows = {"ours": {}, "GraphSAGE": {"variant": "sage"}, "one layer": {"train.num_layers": 1}}
+    params["ablation"] = {"rows": rows, "timeout_seconds": 1e-6}  # spent by any first row
+    (in_project_tmp / "mine.csv").write_text(
+        "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
+    trained = []
+    real_fit = ablation.fit_variant
+    monkeypatch.setattr(ablation, "fit_variant",
+                        lambda variant, *a, **k: trained.append(variant) or real_fit(variant, *a, **k))
+    first = ablation.main(params, _args())
+    assert trained == ["blade"]  # the first row always starts, then the budget is spent
+    assert list(first["rows"]) == ["ours"] and first["pending"] == ["GraphSAGE", "one layer"]
+    second = ablation.main(params, _args())
+    assert trained == ["blade", "sage"] and second["pending"] == ["one layer"]
+    # --timeout-seconds 0 lifts the budget: the rest trains in one run, the table in listed order
+    params["ablation"]["rows"] = {"one layer": rows["one layer"], "ours": {}, "GraphSAGE": rows["GraphSAGE"]}
+    third = ablation.main(params, _args(timeout_seconds=0))
+    assert trained == ["blade", "sage", "blade"] and third["pending"] == []
+    assert list(third["rows"]) == ["one layer", "ours", "GraphSAGE"]
 
 
 def test_ablate_rejects_unknown_rows_and_keys(in_project_tmp):

@@ -101,6 +101,7 @@ def test_report_renders_tables_plots_and_headline(tmp_path):
 
 ABLATION = {
     "dataset": "small", "seed": 1, "val_edges": 8, "threads": 2,
+    "pending": ["no target prior", "one layer"],
     "baselines": {"cooccurrence": {"val_mrr@10": 0.2, "val_hit_rate@10": 0.4, "val_direction_auc": 0.75},
                   "popularity": {"val_mrr@10": 0.01, "val_hit_rate@10": 0.02}},
     "rows": {
@@ -129,6 +130,8 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
     assert ("| no target prior (earlier code) | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  |  | "
             "1 / 2 | 12.5 | 0.5 min |") in text
     assert "1 of 2 rows were trained with earlier code" in text
+    # a pending row that has no result at all is named (the stale one is already in the table)
+    assert "Not trained yet (1 rows;" in text and "params.yaml order): one layer." in text
     assert "co-occurrence MRR@10 0.2000 (HR@10 0.4000, direction AUC 0.7500)" in text
 
 
