@@ -158,7 +158,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "epochs": result.epochs, "seconds": round(time.perf_counter() - started, 1),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),
         }
-        training_seconds += finished[row_name]["seconds"]
+        training_seconds += time.perf_counter() - started  # unrounded: a tiny graph's row is > 0
         trained_any = True
         report["pending"] = pending_rows(finished, stamps)
         write_json(path, report)  # after every row: an interrupted run keeps what it finished

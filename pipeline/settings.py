@@ -160,7 +160,7 @@ class _Budget(_Section):
     n_trials: NonNegativeInt = 6
     timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 420
     max_epochs: PositiveInt | None = None
-    include_defaults: bool = False
+    include_defaults: bool = True
     startup_trials: NonNegativeInt = 3
     pruner_startup_trials: NonNegativeInt = 2
 
