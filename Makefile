@@ -28,9 +28,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/dvc pull data.dvc
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show metrics/degree_stats.json metrics/tune.json \
-		metrics/register.json metrics/score.json
-	@cat outputs/evaluate/results.txt
+	@$(BIN)/blade summary
 
 ## report: the paper-claims comparison and the training ablation on every bundled graph, then
 ## docs/report.md; report-small: cora_ml and citeseer only (`blade report` then redraws it)

@@ -38,6 +38,7 @@ STAGES = {
     "ablate": ("pipeline.ablation",
                "one training per model choice (params.yaml ablation.rows), on validation edges"),
     "report": ("pipeline.report", "docs/report.md and its plots from the `blade compare` results"),
+    "summary": ("pipeline.summary", "what the last `dvc repro` produced, in at most 100 columns"),
 }
 
 
