@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install install-dev run report report-small test ui lint bench gpu-check clean
+.PHONY: install install-dev run report report-small test ui ui-screenshot lint bench gpu-check clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,14 @@ test: install-dev
 ## ui: the MLflow UI on this project's store, on http://127.0.0.1:5000 (PORT=... to change)
 PORT ?= 5000
 ui: install
+	@$(BIN)/python -c "from pipeline import tracking; print(tracking.ui_links($(PORT)))"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "file://$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(PORT)
+
+## ui-screenshot: docs/mlflow-runs.png, experiment blade's runs page in headless Chromium, as a
+## new user sees it (needs `apt-get install chromium`)
+ui-screenshot: install
+	$(BIN)/python bench/ui_screenshot.py $(ARGS)
 
 ## gpu-check: BLADE trained on CUDA against the CPU, and the scoring path (bench/gpu_check.py).
 ## Needs only torch, pytorch-lightning, numpy, pandas, scipy, PyYAML and data/amazon0302: it runs

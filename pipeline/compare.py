@@ -147,7 +147,8 @@ def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) 
                                      file_digest(params["ingest"]["edges"]), tracking.code_digest()])
     storage = f"sqlite:///{(WORK_DIR / name / 'optuna.db').resolve()}"
     (WORK_DIR / name).mkdir(parents=True, exist_ok=True)
-    result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}-{digest}", storage, experiment)
+    result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}-{digest}", storage, experiment,
+                                  run_prefix=f"{name}-")
     return {"study": result.name, "storage": storage, "split_seed": seed, "overrides": result.overrides,
             "best_trial": result.best_trial, "best_val_mrr@10": round(result.best_value, 5),
             "default_val_mrr@10": (round(result.default_value, 5)
@@ -187,19 +188,22 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
         chosen = tuned_params if variant in tuned_variants else params
         log.info("compare %s seed %d: training %s (%s values)", name, seed, variant,
                  "tuned" if chosen is tuned_params and tuned else "params.yaml")
+        started_ms = int(time.time() * 1000)
         result = fit_variant(variant, graph, chosen["neighbourhood"], chosen["train"], seed, None)
         save_embeddings(train_dir / variant / "embeddings.pt", result.module, variant)
-        trained[variant] = {"epochs": result.epochs, "seconds": round(result.seconds, 1),
+        trained[variant] = {"started_ms": started_ms, "epochs": result.epochs,
+                            "seconds": round(result.seconds, 1),
                             "best_val_mrr@10": result.best_score,
                             "untrained_val_mrr@10": result.untrained_score,
                             "val_mrr@10_curve": [round(score, 5) for score in result.curve],
                             "tuned": bool(tuned) and variant in tuned_variants}
     results = {}
     for method, (rows, pairs) in evaluate_stage.scorers(graph, train_dir).items():
-        clock = time.perf_counter()
+        clock, started_ms = time.perf_counter(), int(time.time() * 1000)
         results[method] = evaluate_scorer(rows, pairs, evaluation)
         results[method]["eval_seconds"] = round(time.perf_counter() - clock, 2)
-        results[method].update(trained.get(method, {}))
+        results[method].update({"started_ms": started_ms} | trained.get(method, {}),
+                               ended_ms=int(time.time() * 1000))
     run = {"seed": seed, "nodes": ingest_metrics["nodes"], "edges": ingest_metrics["edges"],
            "evaluated_edges": int(evaluation.edges.shape[1]), "test_edges": total,
            "power_law": power_law(graph, tuned_params["neighbourhood"]),
@@ -208,22 +212,25 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
     return run
 
 
-def log_to_mlflow(name: str, experiment: str, run: dict[str, Any], tuned: dict[str, Any]) -> None:
+def log_to_mlflow(name: str, experiment: str, run: dict[str, Any], tuned: dict[str, Any], edges: str) -> None:
     """One MLflow run per method of a seed: the UI can then compare methods and seeds."""
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, experiment)
     for method, result in run["methods"].items():
-        tags = {"stage": "compare", "dataset": name, "method": method, "seed": str(run["seed"]),
-                "git_commit": tracking.git_commit()}
+        tags = {"dataset": name, "method": method, "seed": str(run["seed"])}
         if tuned.get("study"):
-            tags["tuned_study"] = tuned["study"]
-        run_id = client.create_run(experiment_id, run_name=f"{name}-{method}-seed{run['seed']}",
-                                   tags=tags).info.run_id
-        metrics = dict(result["overall"], direction_auc=result["direction_auc"])
-        metrics.update({f"low_{key}": value for key, value in low_degree_metrics(result).items()})
-        tracking.log_metrics(client, run_id, {key: float(value) for key, value in metrics.items()
-                                              if value is not None and np.isfinite(value)})
-        client.set_terminated(run_id, "FINISHED")
+            tags |= {"tune.study": tuned["study"], "tune.trial": str(tuned.get("best_trial"))}
+        run_id = tracking.start_run(client, experiment_id, f"{name}-{method}-seed{run['seed']}", "compare",
+                                    tags, start_time=result.get("started_ms"))
+        tracking.log_params(client, run_id, {"graph": name, "method": method, "seed": run["seed"],
+                                             "tuned": bool(result.get("tuned"))})
+        tracking.log_dataset(client, run_id, name, edges, {
+            key: run[key] for key in ("nodes", "edges", "evaluated_edges", "test_edges")}, "test")
+        tracking.log_metrics(client, run_id, tracking.evaluation_metrics(result) | tracking.summary_metrics(
+            {key: result[key] for key in ("best_val_mrr@10", "epochs", "seconds") if key in result}))
+        for step, score in enumerate(result.get("val_mrr@10_curve", [])):
+            tracking.log_metrics(client, run_id, {"val_mrr@10": score}, step=step)
+        client.set_terminated(run_id, "FINISHED", end_time=result.get("ended_ms"))
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
@@ -272,7 +279,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     runs = []
     for seed in seeds:
         run = run_seed(name, params, tuned, variants, tuned_variants, seed)
-        log_to_mlflow(name, experiment, run, tuned)
+        log_to_mlflow(name, experiment, run, tuned, str(params["ingest"]["edges"]))
         runs.append(run)
     report = {
         "name": name, "edges": str(edges), "seeds": seeds, "variants": variants,

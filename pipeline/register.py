@@ -95,14 +95,9 @@ def register_version(client, name: str, model_uri: str, score: float,
 
 
 def log_evaluation(client, run_id: str, method: dict[str, Any]) -> None:
-    """Overall metrics as ``test_*``, buckets as ``test_<q1..q4|low>_*``, plus direction AUC."""
-    metrics = {f"test_{key}": value for key, value in method["overall"].items()}
-    if method.get("direction_auc") is not None:
-        metrics["test_direction_auc"] = method["direction_auc"]
-    for bucket, values in method.get("buckets", {}).items():
-        label = bucket.split(":")[0].strip().replace(" ", "_")
-        metrics.update({f"test_{label}_{key}": value for key, value in values.items()})
-    tracking.log_metrics(client, run_id, {key: value for key, value in metrics.items() if value is not None})
+    """Overall metrics as ``test/*``, buckets as ``test/<q1..q4|low>/*``, plus direction AUC
+    (the names ``blade compare`` uses too)."""
+    tracking.log_metrics(client, run_id, tracking.evaluation_metrics(method))
 
 
 def main(params: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +120,12 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         if not run_id or method is None:
             continue
         log_evaluation(client, run_id, method)
+        # MLflow keeps one input per dataset and run: the evaluated split is a dataset of its own
+        tracking.log_dataset(client, run_id, f"{base['dataset']}-{evaluation['split']}",
+                             str(params["ingest"]["edges"]),
+                             {"evaluated_edges": evaluation["evaluated_edges"],
+                              "split_edges": evaluation["split_edges"], "seed": evaluation["seed"]},
+                             evaluation["split"])
         client.log_dict(run_id, environment, "environment.json")
         for plot in PLOTS:
             if plot.is_file():
@@ -152,18 +153,46 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         # columns with missing values does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=BladeRecommender(), artifacts=artifacts,
+            name=f"{name}-onnx-scorer", python_model=BladeRecommender(), artifacts=artifacts,
             signature=signature, input_example=example, pip_requirements=_requirements())
     tags = {"dataset": str(base["dataset"]), "data_version": tracking.data_version(),
             "git_commit": tracking.git_commit(), "variant": variant, "mlflow_run_id": run_id}
     score = float(summary["best_val_mrr@10"])
     version, decision = register_version(client, name, info.model_uri, score, tags)
     client.set_tag(run_id, "champion_decision", decision.reason)
+    blade = evaluation["methods"].get(variant, {})
+    client.update_registered_model(name, description=model_description(name, str(base["dataset"])))
+    client.update_model_version(name, version.version, description=version_description(
+        variant, str(base["dataset"]), score, blade, decision, summary.get("tuned_trial")))
     metrics = {"model_name": name, "version": int(version.version), "champion": decision.promote,
                "reason": decision.reason, VALIDATION_METRIC: score,
                "model_uri": f"models:/{name}/{version.version}"}
     write_json(METRICS_PATH, metrics)
     return metrics
+
+
+def model_description(name: str, dataset: str) -> str:
+    return (f"BLADE related-product recommender for `{dataset}`: query product ids in, top-k "
+            f"recommended product ids and scores out (an ONNX Runtime scorer with the embeddings "
+            f"inside). `{CHAMPION}` is the version with the best validation MRR@10 on this dataset; "
+            f"batch scoring: `blade score --set score.model=models:/{name}@{CHAMPION}`.")
+
+
+def version_description(variant: str, dataset: str, score: float, evaluation: dict[str, Any],
+                        decision: ChampionDecision, tuned_trial: int | None) -> str:
+    overall = evaluation.get("overall", {})
+    low = next((values for key, values in evaluation.get("buckets", {}).items() if key.startswith("low")), {})
+    test = (f"test HR@10 {overall['hit_rate@10']:.4f}, MRR@10 {overall['mrr@10']:.4f}"
+            if "hit_rate@10" in overall else "no test metrics")
+    if "mrr@10" in low:
+        test += f"; low-degree queries HR@10 {low['hit_rate@10']:.4f}, MRR@10 {low['mrr@10']:.4f}"
+    if evaluation.get("direction_auc") is not None:
+        test += f"; direction AUC {evaluation['direction_auc']:.4f}"
+    tuning = f"tuned values of trial {tuned_trial}" if tuned_trial is not None else "params.yaml values"
+    alias = f"{CHAMPION}: " if decision.promote else "not champion: "
+    return (f"{variant} on {dataset} ({tuning}, data version {tracking.data_version()[:12]}, "
+            f"commit {tracking.git_commit()[:12]}). Validation MRR@10 {score:.4f}; {test}. "
+            f"{alias}{decision.reason}.")
 
 
 def _requirements() -> list[str]:

@@ -18,6 +18,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
@@ -129,15 +130,89 @@ def client():
         return mlflow.MlflowClient(uri, uri)  # creates or migrates the store
 
 
+# MLflow 3's UI opens an experiment of unknown kind on its GenAI overview (traces); this kind
+# opens it on the runs table. The note is the experiment's description there.
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": "BLADE on directed product graphs. Top level: `train-<variant>` runs "
+                           "(the trained models; tags `tune.*` name the study and trial they used) "
+                           "and `tune-<study>` runs (expand for the trials; sort by "
+                           "`best/val_mrr_at_10`). Per-epoch curves have plain names, one-value "
+                           "results the prefixes best/, run/, test/.",
+}
+
+
+def _column(kind: str, key: str) -> str:
+    return f"{kind}.`{key}`"  # the runs table's column keys
+
+
+TRIAL_VALUES = ("nb.alpha_x", "nb.d_min", "nb.n_min", "nb.n_max", "nb.h_max", "nb.beta", "train.lr",
+                "train.dim")
+TEST_METRICS = ("test/hit_rate_at_10", "test/mrr_at_10", "test/low/hit_rate_at_10", "test/low/mrr_at_10",
+                "test/direction_auc")
+# Views of the runs page kept in the experiment (MLflow's shared view states): a link with
+# ?viewStateShareKey=<name> opens the table with these columns and this order; sorted by a
+# metric, the trials leave their study's fold and sort with everything else.
+RUN_VIEWS = {
+    "blade": {
+        "trials": {"orderByKey": _column("metrics", "best/val_mrr_at_10"), "orderByAsc": False,
+                   "selectedColumns": [_column("metrics", "best/val_mrr_at_10")]
+                   + [_column("params", key) for key in TRIAL_VALUES]},
+        "models": {"orderByKey": _column("metrics", "test/mrr_at_10"), "orderByAsc": False,
+                   "searchFilter": "tags.stage = 'train'",
+                   "selectedColumns": [_column("metrics", key) for key in TEST_METRICS]
+                   + [_column("tags", "tune.trial")]},
+    },
+    "blade-compare": {
+        "methods": {"orderByKey": _column("metrics", "test/mrr_at_10"), "orderByAsc": False,
+                    "searchFilter": "tags.stage = 'compare'",
+                    "selectedColumns": [_column("params", key) for key in ("graph", "method", "seed")]
+                    + [_column("metrics", key) for key in TEST_METRICS]},
+    },
+}
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+
+
+def runs_page_url(port: int, experiment: str, view: str | None = None,
+                  host: str = "127.0.0.1", mlflow_client=None) -> str | None:
+    """The UI's runs page of ``experiment`` (as model training, not its GenAI overview), in one of
+    :data:`RUN_VIEWS` when ``view`` is given; None when the experiment does not exist yet."""
+    found = (mlflow_client or client()).get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    share = f"&viewStateShareKey={view}" if view else ""
+    return (f"http://{host}:{port}/#/experiments/{found.experiment_id}/runs"
+            f"?workflowType=machine_learning{share}")
+
+
+def ui_links(port: int) -> str:
+    """What ``make ui`` prints: where each experiment's runs and views are."""
+    lines = []
+    mlflow_client = client()
+    for experiment, views in RUN_VIEWS.items():
+        if (url := runs_page_url(port, experiment, mlflow_client=mlflow_client)) is None:
+            continue
+        lines.append(f"{experiment}: {url}")
+        lines += [f"  {name}: {url}&viewStateShareKey={name}" for name in views]
+    return "\n".join(lines) or "No experiment yet: run `make run` first."
+
+
 def experiment_id(mlflow_client, name: str) -> str:
     """The id of experiment ``name``, created with the project's artifact root if missing."""
     import mlflow
 
     with _local_store_lock(mlflow.get_tracking_uri()):
         experiment = mlflow_client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        return mlflow_client.create_experiment(name, artifact_location=artifact_root())
+        if experiment is None:
+            identifier = mlflow_client.create_experiment(name, artifact_location=artifact_root())
+        else:
+            identifier = experiment.experiment_id
+        tags = EXPERIMENT_TAGS | {f"{SHARED_VIEW_TAG}{view}": json.dumps(state)
+                                  for view, state in RUN_VIEWS.get(name, {}).items()}
+        for key, value in tags.items():
+            if experiment is None or experiment.tags.get(key) != value:
+                mlflow_client.set_experiment_tag(identifier, key, value)
+        return identifier
 
 
 def quiet_mlflow() -> None:
@@ -218,6 +293,20 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{location}"
 
 
+# params.yaml keys as the MLflow UI shows them: its run table cuts headers at about 14
+# characters, so "neighbourhood.alpha_multiplier" would read "neighbourhood" like five others.
+PARAM_NAMES = {"neighbourhood.alpha_multiplier": "nb.alpha_x", "train.learning_rate": "train.lr"}
+SECTION_NAMES = {"neighbourhood": "nb"}
+
+
+def param_name(key: str) -> str:
+    """The MLflow param key of a params.yaml key: ``neighbourhood.n_max`` -> ``nb.n_max``."""
+    if key in PARAM_NAMES:
+        return PARAM_NAMES[key]
+    section, dot, rest = key.partition(".")
+    return f"{SECTION_NAMES.get(section, section)}{dot}{rest}"
+
+
 def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
     """``{"a": {"b": 1}}`` -> ``{"prefix.a.b": "1"}``: nested params as MLflow param keys."""
     flat: dict[str, str] = {}
@@ -230,10 +319,39 @@ def flatten(prefix: str, values: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
+def start_run(mlflow_client, experiment: str, name: str, stage: str, tags: dict[str, str] | None = None,
+              start_time: int | None = None) -> str:
+    """A new run with what the UI's Source, Version and "Created by" columns show: the ``blade``
+    command that made it, the git commit and the user; ``stage`` and ``git_commit`` as tags too."""
+    import getpass
+
+    from mlflow.utils import mlflow_tags
+
+    commit = git_commit()
+    standard = {mlflow_tags.MLFLOW_SOURCE_NAME: f"blade {stage}", mlflow_tags.MLFLOW_SOURCE_TYPE: "LOCAL",
+                mlflow_tags.MLFLOW_GIT_COMMIT: commit, mlflow_tags.MLFLOW_USER: getpass.getuser(),
+                "stage": stage, "git_commit": commit}
+    run = mlflow_client.create_run(experiment, start_time=start_time, run_name=name,
+                                   tags=standard | (tags or {}))
+    return run.info.run_id
+
+
+def log_dataset(mlflow_client, run_id: str, name: str, source: str, split_sizes: dict[str, int],
+                context: str) -> None:
+    """The graph a run used, in MLflow's dataset tracking (the UI's Dataset column): its name,
+    the DVC data version as digest, the edge file as source and the split sizes as profile."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    dataset = Dataset(name=name, digest=data_version()[:12], source_type="local", source=source,
+                      profile=json.dumps(split_sizes))
+    mlflow_client.log_inputs(run_id, datasets=[DatasetInput(
+        dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+
 def log_params(mlflow_client, run_id: str, params: dict[str, Any]) -> None:
     from mlflow.entities import Param
 
-    flat = flatten("", params)
+    flat = {param_name(key): value for key, value in flatten("", params).items()}
     items = [Param(key, value[:6000]) for key, value in sorted(flat.items())]
     for start in range(0, len(items), 100):
         mlflow_client.log_batch(run_id, params=items[start:start + 100])
@@ -248,6 +366,37 @@ def log_metrics(mlflow_client, run_id: str, metrics: dict[str, float], step: int
     items = [Metric(sanitise(key), float(value), stamp, step) for key, value in metrics.items()]
     for start in range(0, len(items), 500):
         mlflow_client.log_batch(run_id, metrics=items[start:start + 500])
+
+
+# One-value metrics go under a prefix, which the MLflow UI makes a chart section of its own, so
+# the run page opens on the per-epoch curves (train_loss, val_mrr_at_10, ...: no prefix).
+SUMMARY_PREFIX = {"best_val_mrr@10": "best/val_mrr@10", "best_trial": "best/trial"}
+
+
+def summary_metrics(values: dict[str, Any], prefix: str = "run") -> dict[str, float]:
+    """A stage's one-value results as metrics: ``best/...`` for the best epoch or trial,
+    ``<prefix>/...`` for the rest (epochs, seconds, throughput); non-numbers are left out."""
+    return {SUMMARY_PREFIX.get(key, f"{prefix}/{key}"): float(value) for key, value in values.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def evaluation_metrics(result: dict[str, Any], split: str = "test") -> dict[str, float]:
+    """One method's evaluation (``models.evaluation.evaluate_scorer``) as metrics, named alike in
+    every experiment: ``test/mrr@10``, ``test/direction_auc``, ``test/low/mrr@10``,
+    ``test/q1/mrr@10``, ... (``@`` reads ``_at_`` in MLflow)."""
+    metrics = {f"{split}/{key}": value for key, value in result["overall"].items()}
+    metrics[f"{split}/direction_auc"] = result.get("direction_auc")
+    for bucket, values in result.get("buckets", {}).items():
+        label = bucket.split(":")[0].strip().replace(" ", "_")
+        metrics.update({f"{split}/{label}/{key}": value for key, value in values.items()})
+    return {key: float(value) for key, value in metrics.items()
+            if value is not None and math.isfinite(float(value))}
+
+
+def split_sizes(graph) -> dict[str, int]:
+    """Nodes and edges per split of a :class:`pipeline.artifacts.SplitGraph` (a dataset profile)."""
+    return {"nodes": int(graph.num_nodes), "train_edges": int(graph.train.shape[1]),
+            "val_edges": int(graph.val.shape[1]), "test_edges": int(graph.test.shape[1])}
 
 
 def sanitise(key: str) -> str:

@@ -136,13 +136,18 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     with atomic_directory(OUTPUT_DIR) as tmp:
         for name in config.variants:
             log.info("train: %s (%s) on %s", name, get_variant(name).description, base.dataset)
-            tags = {"stage": "train", "variant": name, "dataset": base.dataset,
-                    "data_version": tracking.data_version(), "git_commit": tracking.git_commit()}
-            if study is not None and study.get("mlflow_parent_run_id"):
-                tags["mlflow.parentRunId"] = study["mlflow_parent_run_id"]
-            run_id = client.create_run(experiment_id, run_name=f"train-{name}", tags=tags).info.run_id
+            # A top-level run: the trained models are what a user looks for first. The study it
+            # took its values from is a link (tags), not a parent.
+            tags = {"variant": name, "dataset": base.dataset, "data_version": tracking.data_version()}
+            if study is not None:
+                tags |= {"tune.study": study["study"], "tune.trial": str(study["trial"]),
+                         "tune.run_id": study.get("mlflow_parent_run_id") or "",
+                         "tune.trial_run_id": study.get("mlflow_run_id") or ""}
+            run_id = tracking.start_run(client, experiment_id, f"train-{name}", "train", tags)
             logged = {key: params[key] for key in ("base", "neighbourhood", "train")}
-            tracking.log_params(client, run_id, logged | {"tuned": study is not None})
+            tracking.log_params(client, run_id, logged | {"tuned_trial": study["trial"] if study else None})
+            tracking.log_dataset(client, run_id, base.dataset, params["ingest"]["edges"],
+                                 tracking.split_sizes(graph), "training")
             try:
                 result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name,
                                      callbacks=[tracking.EpochMetricsLogger(client, run_id)])
@@ -164,8 +169,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
                 "seconds_per_epoch": round(result.seconds_per_epoch, 2),
                 "train_edges_per_second": round(edges_per_second),
             }
-            tracking.log_metrics(client, run_id, {key: value for key, value in summary.items()
-                                                  if key != "variant"})
+            tracking.log_metrics(client, run_id, tracking.summary_metrics(summary))
             client.set_terminated(run_id, "FINISHED")
             write_json(out / "summary.json", {**summary, "mlflow_run_id": run_id,
                                               "tuned_trial": study["trial"] if study else None})

@@ -130,12 +130,14 @@ class OptunaPruning(pl.Callback):
     def __init__(self, trial: optuna.Trial, monitor: str = MONITOR) -> None:
         self.trial = trial
         self.monitor = monitor
+        self.best: float | None = None  # the best value reported (a pruned trial's best too)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
         epoch = trainer.current_epoch
+        self.best = value if self.best is None else max(self.best, value)
         self.trial.report(value, step=epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch + 1}: "
@@ -217,22 +219,50 @@ def parent_run(client, experiment_id: str, name: str, storage: str, params: dict
     if run_id is not None:
         client.update_run(run_id, status="RUNNING")
     else:
-        run_id = client.create_run(experiment_id, run_name=f"tune-{name}", tags={
-            "optuna.study_name": name, "optuna.storage": storage, "stage": "tune"}).info.run_id
+        run_id = tracking.start_run(client, experiment_id, f"tune-{name}", "tune", {
+            "optuna.study_name": name, "optuna.storage": storage,
+            "dataset": str(params["base"]["dataset"])})
         fixed = {key: value for key, value in params["tune"].items() if key not in BUDGET}
-        tracking.log_params(client, run_id, {"tune": fixed, "base": params["base"],
-                                             "neighbourhood": params["neighbourhood"],
-                                             "train": params["train"]})
+        searched = set(params["tune"].get("space") or {})
+        # The searched keys are left out here: the study logs the values it chose (chosen_params).
+        tracking.log_params(client, run_id, {"tune": fixed, "base": params["base"]} | {
+            section_name: {key: value for key, value in params[section_name].items()
+                           if f"{section_name}.{key}" not in searched}
+            for section_name in ("neighbourhood", "train")})
         client.log_dict(run_id, tracking.environment(), "environment.json")
     if study is not None:
         study.set_user_attr(PARENT_RUN_ATTR, run_id)
-    for key in BUDGET:
-        client.set_tag(run_id, f"tune.{key}", str(params["tune"][key]))
+    client.set_tag(run_id, "tune.trial_budget", str(params["tune"]["n_trials"]))
+    client.set_tag(run_id, "tune.timeout_seconds", str(params["tune"]["timeout_seconds"]))
     return run_id
 
 
+def log_chosen(client, parent_id: str, result: StudyResult) -> None:
+    """The chosen trial's values as the study run's params, with its counts and best score.
+
+    MLflow params never change; a resumed study whose best trial changed keeps the first
+    values as params and records the new ones as ``chosen.*`` tags (and says so in the log).
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tracking.log_params(client, parent_id, result.overrides)
+    except MlflowException:
+        log.warning("tune: the study run already holds another trial's values as params; "
+                    "trial %d's are its chosen.* tags", result.best_trial)
+        for key, value in result.overrides.items():
+            client.set_tag(parent_id, f"chosen.{tracking.param_name(key)}", str(value))
+    client.set_tag(parent_id, "tune.best_trial", str(result.best_trial))
+    if result.best_run_id:
+        client.set_tag(parent_id, "tune.best_trial_run_id", result.best_run_id)
+    tracking.log_metrics(client, parent_id, {
+        "best/val_mrr@10": result.best_value, "best/trial": result.best_trial,
+        **{f"trials/{state}": result.counts[state] for state in ("complete", "pruned", "fail")},
+        "run/seconds": result.seconds})
+
+
 def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings, client,
-                  experiment_id: str, parent_id: str):
+                  experiment_id: str, parent_id: str, run_prefix: str = ""):
     space = tune.space
     seed = int(params["base"]["seed"])
     max_epochs = tune.max_epochs
@@ -244,24 +274,26 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             raise SurplusTrial(f"trial {trial.number}: other workers' trials fill the budget of "
                                f"{tune.n_trials}; this worker stops")
         values = suggest(trial, space)
-        run = client.create_run(experiment_id, run_name=f"trial-{trial.number}", tags={
-            "mlflow.parentRunId": parent_id, "optuna.trial": str(trial.number), "stage": "tune"})
-        run_id = run.info.run_id
+        run_id = tracking.start_run(client, experiment_id, f"{run_prefix}trial-{trial.number}", "tune", {
+            "mlflow.parentRunId": parent_id, "optuna.trial": str(trial.number),
+            "dataset": str(params["base"]["dataset"])})
         trial.set_user_attr("mlflow_run_id", run_id)
+        tracking.log_dataset(client, run_id, str(params["base"]["dataset"]), str(params["ingest"]["edges"]),
+                             tracking.split_sizes(graph), "training")
         tracking.log_params(client, run_id, {key: value for key, value in values.items()})
         log.info("tune: trial %d: %s", trial.number,
                  ", ".join(f"{key.split('.')[-1]}={value:.4g}" if isinstance(value, float)
                            else f"{key.split('.')[-1]}={value}" for key, value in values.items()))
         chosen = trial_params(params, values, max_epochs)
         state = "FAILED"
+        pruning = OptunaPruning(trial)
         try:
             result = fit_variant(
                 TUNED_VARIANT, graph, chosen["neighbourhood"], chosen["train"], seed, None,
-                callbacks=[tracking.EpochMetricsLogger(client, run_id), OptunaPruning(trial)],
+                callbacks=[tracking.EpochMetricsLogger(client, run_id), pruning],
                 progress=False)
             state = "COMPLETE"
-            tracking.log_metrics(client, run_id, {"best_val_mrr@10": result.best_score,
-                                                  "seconds_per_epoch": result.seconds_per_epoch})
+            tracking.log_metrics(client, run_id, {"run/seconds_per_epoch": result.seconds_per_epoch})
             return result.best_score
         except optuna.TrialPruned:
             state = "PRUNED"
@@ -271,6 +303,8 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             log.warning("tune: trial %d diverged: %s", trial.number, error)
             raise optuna.TrialPruned(str(error)) from error
         finally:
+            if pruning.best is not None:  # a pruned trial's best epoch too: trials sort by it
+                tracking.log_metrics(client, run_id, {"best/val_mrr@10": pruning.best})
             client.set_tag(run_id, "optuna.state", state)
             client.set_terminated(run_id, "FAILED" if state == "FAILED" else "FINISHED")
 
@@ -312,7 +346,7 @@ class StudyResult:
 
 
 def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], name: str,
-              storage: str, experiment: str) -> StudyResult:
+              storage: str, experiment: str, run_prefix: str = "") -> StudyResult:
     """Create or resume study ``name`` in ``storage``, run its missing trials, return the best.
 
     ``tune`` holds the budget (``n_trials``, ``timeout_seconds``, ``max_epochs``), the sampler and
@@ -346,7 +380,7 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     if budget_used(study) < n_trials:
         # Every worker stops once the study's trials fill n_trials (a worker alone: after
         # n_trials - done); failed trials take no place, so n_trials - done also bounds a worker.
-        study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id),
+        study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id, run_prefix),
                        n_trials=n_trials - done, timeout=float(timeout) if timeout else None,
                        callbacks=[StopAtBudget(n_trials)],
                        catch=(ValueError, SurplusTrial),  # infeasible values, surplus: trial FAIL
@@ -366,7 +400,7 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     default_value = next((trial.value for trial in completed if trial.user_attrs.get("defaults")), None)
     result = StudyResult(name, storage, best.number, float(best.value), dict(best.params), counts,
                          seconds, parent_id, best.user_attrs.get("mlflow_run_id"), default_value)
-    tracking.log_metrics(client, parent_id, result.metrics())
+    log_chosen(client, parent_id, result)
     client.set_terminated(parent_id, "FINISHED")
     log.info("tune: best trial %d, val MRR@10 %.4f: %s (complete %d, pruned %d, %.0f s)", best.number,
              best.value, best.params, counts["complete"], counts["pruned"], seconds)

@@ -104,27 +104,70 @@ def test_tune_study_and_best_params(tiny_project: Path):
     assert summary["tuned_trial"] == best["trial"]
 
 
-def test_mlflow_store_holds_study_trials_and_the_champion(tiny_project: Path):
+def _store(tiny_project: Path):
     import mlflow
 
     uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
-    client = mlflow.MlflowClient(uri, uri)
+    return mlflow.MlflowClient(uri, uri)
+
+
+def test_mlflow_layout_trained_models_on_top_the_study_with_its_trials(tiny_project: Path):
+    """What the UI shows with no configuration: train runs at the top level linked to the study,
+    the study run holding the chosen values as params, datasets, sources and curves first."""
+    client = _store(tiny_project)
     experiment = client.get_experiment_by_name("blade")
     assert experiment.artifact_location == (tiny_project / "mlruns" / "artifacts").as_uri()
     runs = client.search_runs([experiment.experiment_id], max_results=100)
-    names = {run.info.run_name for run in runs}
     parent = next(run for run in runs if run.info.run_name.startswith("tune-tiny"))
-    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-              and run.info.run_name.startswith("trial-")]
-    assert len(trials) == 3
-    assert {"train-blade", "train-sage"} <= names
+    trials = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(run.info.run_name for run in trials) == ["trial-0", "trial-1", "trial-2"]
+    top_level = {run.info.run_name for run in runs if "mlflow.parentRunId" not in run.data.tags}
+    assert top_level == {parent.info.run_name, "train-blade", "train-sage"}
+
+    # the study run: the chosen trial's values as params (short names), true counts, best score
+    best = json.loads((tiny_project / "outputs" / "tune" / "best_params.json").read_text())
+    chosen = next(run for run in trials if run.info.run_name == f"trial-{best['trial']}")
+    searched = ["nb.alpha_x", "nb.d_min", "nb.n_min", "nb.n_max", "nb.h_max", "nb.beta", "train.lr",
+                "train.dim"]
+    assert [parent.data.params[key] for key in searched] == [chosen.data.params[key] for key in searched]
+    assert parent.data.tags["tune.best_trial"] == str(best["trial"])
+    assert parent.data.metrics["trials/complete"] + parent.data.metrics["trials/pruned"] == 3
+    assert parent.data.metrics["best/val_mrr_at_10"] == pytest.approx(best["value"])
+    for trial in trials:  # pruned or complete: every trial can be sorted by its best epoch
+        assert "best/val_mrr_at_10" in trial.data.metrics
+
     blade = next(run for run in runs if run.info.run_name == "train-blade")
-    assert "test_hit_rate_at_10" in blade.data.metrics and "test_low_hit_rate_at_10" in blade.data.metrics
+    assert blade.data.tags["tune.study"] == best["study"]
+    assert blade.data.tags["tune.trial"] == str(best["trial"])
+    assert blade.data.tags["tune.run_id"] == parent.info.run_id
+    assert blade.data.params["tuned_trial"] == str(best["trial"])
+    # source, commit and user: the UI's Source, Version and Created-by columns
+    for run in (blade, parent, *trials):
+        assert run.data.tags["mlflow.source.name"] in ("blade train", "blade tune")
+        assert run.data.tags["mlflow.source.git.commit"] and run.data.tags["mlflow.user"]
+    # datasets: the training graph on train runs and trials, the test split once evaluated
+    contexts = {item.dataset.name: item.tags[0].value for item in blade.inputs.dataset_inputs}
+    assert contexts == {"tiny": "training", "tiny-test": "test"}
+    training = next(item.dataset for item in blade.inputs.dataset_inputs if item.tags[0].value == "training")
+    assert training.name == "tiny" and training.source == "data/tiny/edges.txt"
+    assert json.loads(training.profile)["nodes"] == 12
+    assert trials[0].inputs.dataset_inputs[0].dataset.name == "tiny"
+
+    # curves without a prefix, one-value results under one: the run page opens on the curves
     history = client.get_metric_history(blade.info.run_id, "val_mrr_at_10")
     assert [point.step for point in history] == [0, 1]
+    single = [key for key in blade.data.metrics if "/" not in key]
+    assert all(len(client.get_metric_history(blade.info.run_id, key)) > 1 for key in single), single
+    assert {"test/hit_rate_at_10", "test/low/mrr_at_10", "test/direction_auc",
+            "best/val_mrr_at_10", "run/epochs"} <= set(blade.data.metrics)
+
     champion = client.get_model_version_by_alias("blade-tiny", "champion")
     assert champion.tags["dataset"] == "tiny" and champion.tags["variant"] == "blade"
     assert champion.run_id == blade.info.run_id
+    assert "test HR@10" in champion.description and "champion" in champion.description
+    assert "tiny" in client.get_registered_model("blade-tiny").description
+    source = client.get_logged_model(champion.source.removeprefix("models:/"))  # models:/m-<id>
+    assert source.name == "blade-tiny-onnx-scorer"  # the UI's "source model"
     register = json.loads((tiny_project / "metrics" / "register.json").read_text())
     assert register["champion"] is True and register["version"] == int(champion.version)
 
@@ -260,6 +303,17 @@ def test_compare_and_report_on_a_user_edge_list(tiny_project: Path):
     text = (tiny_project / "docs" / "report.md").read_text()
     assert "- **mine, all queries:** BLADE vs the best other method" in text
     assert (tiny_project / "docs" / "report" / "hit_rate_by_degree.png").is_file()
+    # the compare runs: the same metric names as `blade`, method, seed and graph as params
+    client = _store(tiny_project)
+    experiment = client.get_experiment_by_name("blade-compare")
+    runs = client.search_runs([experiment.experiment_id], max_results=200)
+    blade = next(run for run in runs if run.info.run_name == "mine-blade-seed0")
+    assert blade.data.params == {"graph": "mine", "method": "blade", "seed": "0", "tuned": "True"}
+    assert {"test/hit_rate_at_10", "test/mrr_at_10", "test/low/mrr_at_10", "best/val_mrr_at_10"} <= set(
+        blade.data.metrics)
+    assert blade.info.end_time - blade.info.start_time >= 1  # the training's own start and end
+    assert sorted(run.info.run_name for run in runs if "trial" in run.info.run_name) == [
+        "mine-trial-0", "mine-trial-1"]
     result = subprocess.run(["blade", "report", "--reports", "nowhere"], cwd=tiny_project,
                             capture_output=True, text=True,
                             env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}"
