@@ -123,7 +123,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     settled = {row_name: row_params(params, row_name, overrides) for row_name, overrides in rows.items()}
     stamps = {row_name: fingerprint(variant, row["train"], row["neighbourhood"], seed, data, code)
               for row_name, (variant, row) in settled.items()}
-    training_seconds, trained_any, pending = 0.0, False, []
+    training_seconds, pending = 0.0, []
     for row_name in chosen:
         variant, row = settled[row_name]
         stamp = stamps[row_name]
@@ -131,7 +131,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             log.info("ablate: %s: finished earlier, kept", row_name)
             finished[row_name]["code"] = code  # the stamp holds the code digest: it is this code's
             continue
-        if trained_any and timeout is not None and training_seconds >= timeout:
+        if timeout is not None and training_seconds >= timeout:  # timeout > 0: the first row starts
             pending.append(row_name)
             continue
         log.info("ablate: %s: %s %s", row_name, variant, rows[row_name] or "(params.yaml)")
@@ -159,7 +159,6 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),
         }
         training_seconds += time.perf_counter() - started  # unrounded: a tiny graph's row is > 0
-        trained_any = True
         report["pending"] = pending_rows(finished, stamps)
         write_json(path, report)  # after every row: an interrupted run keeps what it finished
         log.info("ablate: %s: best val MRR@10 %.4f at epoch %s of %d (untrained %.4f), %.0f s",

@@ -86,6 +86,9 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
         dataset_config = dict(datasets[name])
     for key in ("train", "evaluate"):
         params[key].update(dataset_config.pop(key, {}))
+    seeds = dataset_config.pop("seeds", None)
+    if seeds:
+        params["compare"]["seeds"] = seeds
     tune = dict(config["tune"], **dataset_config.pop("tune", {}))
     tune["space"] = section(params, "tune")["space"]
     if getattr(args, "trials", None) is not None:

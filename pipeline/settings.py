@@ -230,6 +230,7 @@ class DatasetSettings(_Section):
     id_type: Literal["auto", "int", "string"] | None = None
     verify_checksums: bool | None = None
     split: SplitSettings | None = None
+    seeds: list[NonNegativeInt] | None = Field(None, min_length=1)  # instead of compare.seeds
     train: dict[str, Any] = Field(default_factory=dict)
     evaluate: dict[str, Any] = Field(default_factory=dict)
     tune: dict[str, Any] = Field(default_factory=dict)

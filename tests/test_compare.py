@@ -98,3 +98,18 @@ def test_compare_rejects_an_unknown_dataset(in_project_tmp):
                               trials=None)
     with pytest.raises(compare.ConfigError, match="compare.datasets has no 'nope'"):
         compare.main(params, args)
+
+
+def test_a_graph_of_compare_datasets_may_bring_its_own_seeds():
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["compare"]["seeds"] = [1, 2, 3]
+    params["compare"]["datasets"]["small"] = {"edges": "small.csv", "seeds": [7, 8]}
+    params["compare"]["datasets"]["big"] = {"edges": "big.csv"}
+
+    def seeds_of(name):
+        args = argparse.Namespace(dataset=name, edges=None, name=None, trials=None)
+        return compare.settings(params, args)[1]["compare"]["seeds"]
+
+    assert seeds_of("small") == [7, 8]
+    assert seeds_of("big") == [1, 2, 3]
+    assert params["compare"]["seeds"] == [1, 2, 3]  # the caller's params are left as they were
