@@ -266,8 +266,8 @@ def summary_frame(summary: dict[str, Any], keys: list[str]) -> pd.DataFrame:
 
 
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    config = section(params, "compare")
     name, params = settings(params, args)
+    config = section(params, "compare")  # after settings(): a graph's own seeds replace compare.seeds
     variants = args.variants or list(config["variants"])
     for variant in variants:
         get_variant(variant)  # a typo fails before any work

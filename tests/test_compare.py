@@ -100,16 +100,18 @@ def test_compare_rejects_an_unknown_dataset(in_project_tmp):
         compare.main(params, args)
 
 
-def test_a_graph_of_compare_datasets_may_bring_its_own_seeds():
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["compare"]["seeds"] = [1, 2, 3]
-    params["compare"]["datasets"]["small"] = {"edges": "small.csv", "seeds": [7, 8]}
-    params["compare"]["datasets"]["big"] = {"edges": "big.csv"}
 
-    def seeds_of(name):
-        args = argparse.Namespace(dataset=name, edges=None, name=None, trials=None)
-        return compare.settings(params, args)[1]["compare"]["seeds"]
-
-    assert seeds_of("small") == [7, 8]
-    assert seeds_of("big") == [1, 2, 3]
-    assert params["compare"]["seeds"] == [1, 2, 3]  # the caller's params are left as they were
+@pytest.mark.slow
+def test_a_graph_of_compare_datasets_runs_its_own_seeds(in_project_tmp):
+    params = tiny_params()
+    params["compare"]["tune"]["n_trials"] = 0
+    (in_project_tmp / "mine.csv").write_text(
+        "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
+    params["compare"]["datasets"]["mine"] = {"edges": "mine.csv", "seeds": [7]}
+    args = argparse.Namespace(dataset="mine", edges=None, name=None, seeds=None, variants=["sage"],
+                              trials=None)
+    report = compare.main(params, args)
+    assert report["seeds"] == [7] and [run["seed"] for run in report["runs"]] == [7]
+    assert params["compare"]["seeds"] == [42, 43, 44]  # the caller's params are left as they were
+    own_file = argparse.Namespace(dataset=None, edges="mine.csv", name=None, trials=None)
+    assert compare.settings(params, own_file)[1]["compare"]["seeds"] == [42, 43, 44]
