@@ -66,6 +66,21 @@ def test_relative_gain_is_over_the_best_non_ablation_method():
     assert report.percent(0.5) == "+50.0%" and report.percent(-0.125) == "-12.5%"
 
 
+def test_paired_difference_is_blade_minus_daemon_seed_by_seed():
+    three = comparison("three", {
+        1: {"blade": (0.30, 0.2, 0.8), "daemon": (0.20, 0.1, 0.6)},
+        2: {"blade": (0.30, 0.2, 0.8), "daemon": (0.40, 0.1, 0.6)},
+        3: {"blade": (0.50, 0.2, 0.8), "daemon": (0.20, 0.1, 0.6)}})
+    # differences +0.1, -0.1, +0.3: mean 0.1, sample std 0.2, standard error 0.2 / sqrt(3)
+    difference, error, ahead, seeds = report.paired_difference(three, "daemon", "mrr@10")
+    assert difference == pytest.approx(0.1) and error == pytest.approx(0.2 / 3 ** 0.5)
+    assert (ahead, seeds) == (2, 3)
+    assert report.paired_lines(three) == [
+        "- BLADE minus DAEMON, paired by seed (± standard error): HR@10 +0.1000 ± 0.1155, ahead on 2 "
+        "of 3 seeds; MRR@10 +0.1000 ± 0.1155, ahead on 2 of 3 seeds."]
+    assert report.paired_lines(comparison("alone", {1: {"blade": (0.3, 0.2, 0.8)}})) == []
+
+
 def test_gain_range_spans_datasets_and_metrics():
     behind = comparison("behind", {1: {"blade": (0.10, 0.10, 0.5), "sage": (0.40, 0.40, 0.5)}})
     low, high = report.gain_range([SMALL, behind])
