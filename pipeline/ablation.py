@@ -3,6 +3,7 @@
     blade ablate --dataset amazon0302            # every row of params.yaml `ablation.rows`
     blade ablate --dataset cora_ml --rows ours "no similarity channel"
     blade ablate --edges my_edges.csv --name mine
+    blade ablate --dataset cora_ml --rows "similarity loss" --seeds 43 44 45   # + ours, other splits
 
 The graph is ingested as ``blade compare`` does (its ``compare.datasets`` settings, the first of
 ``compare.seeds`` for the split) into ``outputs/ablation/<name>/``. Each row is a set of overrides
@@ -20,6 +21,10 @@ training, in the listed order, so a big graph on a small machine fills its table
 runs; the rows still to train are recorded as ``pending`` and the report names them.
 ``blade report`` turns the file into the ablation table and the training-curve figure of
 ``docs/report.md``.
+
+Seeds: one split says little on a small graph. ``--seeds`` trains the chosen rows and ``ours`` again
+on other splits, into ``reports/ablation/seeds/<name>-<seed>.json`` (resumable the same way; the
+budget counts per seed), and the report gives each row's difference from ours paired by seed.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from pipeline.train import build_module, fingerprint, fit_variant
 log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/ablation")
+SEEDS_DIR = REPORT_DIR / "seeds"  # `--seeds`: the rows again on other splits, one file per seed
 
 
 WORK_DIR = Path("outputs/ablation")
@@ -63,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout-seconds", type=float, metavar="SECONDS",
                         help="no new row starts after this much training (default: "
                              "ablation.timeout_seconds; 0: train every row)")
+    parser.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                        help="repeat the rows (and ours) on these split seeds, each into "
+                             "reports/ablation/seeds/<name>-<seed>.json; the report pairs every row "
+                             "with ours seed by seed (default: only the first of compare.seeds, "
+                             "into reports/ablation/<name>.json)")
 
 
 def row_params(params: dict[str, Any], name: str, overrides: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -103,23 +114,34 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError(f"params.yaml: ablation.rows has no {', '.join(map(repr, unknown))} "
                           f"(known: {', '.join(rows)})")
     name, params = compare.settings(params, args)
-    seed = int(section(params, "compare")["seeds"][0])
-    directory = WORK_DIR / name
+    given = getattr(args, "timeout_seconds", None)
+    timeout = settings.timeout_seconds if given is None else (given or None)  # --timeout-seconds 0: none
+    repeats = getattr(args, "seeds", None)
+    if not repeats:
+        seed = int(section(params, "compare")["seeds"][0])
+        return ablate_seed(params, rows, chosen, name, seed, REPORT_DIR / f"{name}.json", WORK_DIR / name,
+                           timeout)
+    chosen = chosen if "ours" in chosen else ["ours", *chosen]  # each seed's rows pair with its ours
+    return {"dataset": name, "seeds": {
+        seed: ablate_seed(params, rows, chosen, name, seed, SEEDS_DIR / f"{name}-{seed}.json",
+                          WORK_DIR / name / f"seed-{seed}", timeout) for seed in repeats}}
+
+
+def ablate_seed(params: dict[str, Any], rows: dict[str, Any], chosen: list[str], name: str, seed: int,
+                path: Path, directory: Path, timeout: float | None) -> dict[str, Any]:
+    """Train the chosen rows on split ``seed`` into ``path`` (rows already there are kept)."""
     stamp_path = directory / "ingest.stamp"
     ingest_stamp = fingerprint(params["ingest"], compare.file_digest(params["ingest"]["edges"]), seed)
     if not stamp_path.is_file() or stamp_path.read_text() != ingest_stamp:
         compare.ingest_seed(params, directory, seed)
         stamp_path.write_text(ingest_stamp)
     graph = load_split_graph(directory / "ingest")
-    path = REPORT_DIR / f"{name}.json"
     report = json.loads(path.read_text()) if path.is_file() else {}
     report.update({"dataset": name, "seed": seed, "nodes": graph.num_nodes,
                    "train_edges": int(graph.train.shape[1]), "threads": torch.get_num_threads()})
     finished = report.setdefault("rows", {})
     data = [graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()), int(graph.val.sum())]
     code = tracking.code_digest()
-    given = getattr(args, "timeout_seconds", None)
-    timeout = settings.timeout_seconds if given is None else (given or None)  # --timeout-seconds 0: none
     settled = {row_name: row_params(params, row_name, overrides) for row_name, overrides in rows.items()}
     stamps = {row_name: fingerprint(variant, row["train"], row["neighbourhood"], seed, data, code)
               for row_name, (variant, row) in settled.items()}

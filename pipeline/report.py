@@ -349,6 +349,9 @@ CURVE_ROWS = ("ours", "random start", "GraphSAGE", "GraphSAGE, random start", "m
 def load_ablations(folder: Path, order: list[str]) -> list[dict[str, Any]]:
     """``blade ablate`` results, in ``compare.datasets`` order (none is fine: no section)."""
     ablations = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    for ablation in ablations:  # `blade ablate --seeds`: the same rows on other splits
+        ablation["repeats"] = [json.loads(path.read_text())
+                               for path in sorted((folder / "seeds").glob(f"{ablation['dataset']}-*.json"))]
     rank = {name: position for position, name in enumerate(order)}
     return sorted(ablations, key=lambda item: (rank.get(item["dataset"], len(rank)), item["dataset"]))
 
@@ -427,6 +430,48 @@ def plot_curves(ablations: list[dict[str, Any]], path: Path) -> None:
     save_figure(figure, path)
 
 
+def seed_differences(ablation: dict[str, Any], code: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each row minus ours on the same split, over the main seed and the ``--seeds`` repeats
+    (rows trained with other code than ``code`` left out): per row the seeds, the val MRR@10
+    differences and the direction AUC differences."""
+    by_seed = {}
+    for report in [*ablation.get("repeats", []), ablation]:  # the main table wins a shared seed
+        by_seed[report["seed"]] = {name: row for name, row in report["rows"].items()
+                                   if code is None or row.get("code") == code}
+    out: dict[str, dict[str, Any]] = {}
+    for seed, rows in sorted(by_seed.items()):
+        ours = rows.get("ours")
+        for name, row in rows.items():
+            if ours is None or name == "ours":
+                continue
+            entry = out.setdefault(name, {"seeds": [], "mrr": [], "auc": []})
+            entry["seeds"].append(seed)
+            entry["mrr"].append(row["best_val_mrr@10"] - ours["best_val_mrr@10"])
+            if row.get("val_direction_auc") is not None and ours.get("val_direction_auc") is not None:
+                entry["auc"].append(row["val_direction_auc"] - ours["val_direction_auc"])
+    return out
+
+
+def seed_lines(ablation: dict[str, Any], code: str | None = None) -> list[str]:
+    """Rows repeated on several splits (`blade ablate --seeds`): their difference from ours,
+    paired by seed, so a row's gain can be told from the spread between splits."""
+    repeated = {name: entry for name, entry in seed_differences(ablation, code).items()
+                if len(entry["seeds"]) > 1}
+    if not repeated:
+        return []
+    lines = ["", f"Rows repeated over seeds (`blade ablate --dataset {ablation['dataset']} --seeds ...`), "
+             "each minus ours on the same split (mean ± standard error):", "",
+             "| row | seeds | val MRR@10 vs ours | ahead on | val direction AUC vs ours |",
+             "| --- | --- | --- | --- | --- |"]
+    for name, entry in repeated.items():
+        mrr = np.array(entry["mrr"])
+        auc = f"{np.mean(entry['auc']):+.4f}" if entry["auc"] else ""
+        error = mrr.std(ddof=1) / np.sqrt(mrr.size)
+        lines.append(f"| {name} | {', '.join(map(str, entry['seeds']))} | {mrr.mean():+.4f} ± {error:.4f} | "
+                     f"{int((mrr > 0).sum())} of {mrr.size} | {auc} |")
+    return lines
+
+
 def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
     if not ablations:
         return []
@@ -451,7 +496,8 @@ def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
     for ablation in ablations:
         lines += [f"### {ablation['dataset']} (seed {ablation['seed']}, {ablation.get('val_edges', '?')} "
                   f"validation edges, {ablation.get('threads', '?')} threads)", ""]
-        lines += ablation_table(ablation, tracking.code_digest()) + [""]
+        code = tracking.code_digest()
+        lines += ablation_table(ablation, code) + seed_lines(ablation, code) + [""]
     return lines
 
 

@@ -9,9 +9,9 @@ from pipeline import ablation, compare, tracking
 from tests.test_compare import EDGES, tiny_params
 
 
-def _args(rows=None, timeout_seconds=None) -> argparse.Namespace:
+def _args(rows=None, timeout_seconds=None, seeds=None) -> argparse.Namespace:
     return argparse.Namespace(dataset=None, edges="mine.csv", name=None, rows=rows, trials=None,
-                              timeout_seconds=timeout_seconds)
+                              timeout_seconds=timeout_seconds, seeds=seeds)
 
 
 def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, monkeypatch):
@@ -73,6 +73,24 @@ def test_ablate_timeout_stops_starting_rows_and_the_next_run_goes_on(in_project_
     third = ablation.main(params, _args(timeout_seconds=0))
     assert trained == ["blade", "sage", "blade"] and third["pending"] == []
     assert list(third["rows"]) == ["one layer", "ours", "GraphSAGE"]
+
+
+def test_ablate_seeds_repeat_the_rows_with_ours_on_other_splits(in_project_tmp):
+    params = tiny_params()
+    params["ablation"] = {"rows": {"ours": {}, "one layer": {"train.num_layers": 1}}}
+    (in_project_tmp / "mine.csv").write_text(
+        "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
+    main = ablation.main(params, _args())
+    repeated = ablation.main(params, _args(rows=["one layer"], seeds=[7, 8]))
+    # each seed gets its own file, with ours added so that the row pairs with it on that split
+    for seed in (7, 8):
+        saved = json.loads((in_project_tmp / f"reports/ablation/seeds/mine-{seed}.json").read_text())
+        assert saved["seed"] == seed and list(saved["rows"]) == ["ours", "one layer"]
+        assert saved["rows"] == repeated["seeds"][seed]["rows"]
+    # another split: other validation edges, so another score; the main table is untouched
+    seven = repeated["seeds"][7]["rows"]["ours"]
+    assert seven["stamp"] != main["rows"]["ours"]["stamp"]
+    assert json.loads((in_project_tmp / "reports/ablation/mine.json").read_text())["rows"] == main["rows"]
 
 
 def test_ablate_rejects_unknown_rows_and_keys(in_project_tmp):

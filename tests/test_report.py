@@ -81,6 +81,22 @@ def test_paired_difference_is_blade_minus_daemon_seed_by_seed():
     assert report.paired_lines(comparison("alone", {1: {"blade": (0.3, 0.2, 0.8)}})) == []
 
 
+def test_rows_repeated_over_seeds_pair_with_ours_on_the_same_split():
+    def rows(ours, one_layer, code="c"):
+        return {"ours": {"best_val_mrr@10": ours, "val_direction_auc": 0.8, "code": code},
+                "one layer": {"best_val_mrr@10": one_layer, "val_direction_auc": 0.7, "code": code}}
+    ablation = {"dataset": "g", "seed": 1, "rows": rows(0.30, 0.35),
+                "repeats": [{"seed": 2, "rows": rows(0.20, 0.15)}, {"seed": 3, "rows": rows(0.40, 0.50)},
+                            {"seed": 4, "rows": rows(0.10, 0.90, code="old")}]}
+    # seed 4 was trained with other code: left out. Differences +0.05, -0.05, +0.10: mean 0.0333,
+    # sample std 0.0764, standard error 0.0764 / sqrt(3) = 0.0441; direction AUC -0.1 on each
+    differences = report.seed_differences(ablation, "c")
+    assert differences["one layer"]["seeds"] == [1, 2, 3]
+    assert differences["one layer"]["mrr"] == pytest.approx([0.05, -0.05, 0.10])
+    assert "| one layer | 1, 2, 3 | +0.0333 ± 0.0441 | 2 of 3 | -0.1000 |" in report.seed_lines(ablation, "c")
+    assert report.seed_lines({"dataset": "g", "seed": 1, "rows": rows(0.3, 0.35)}, "c") == []
+
+
 def test_gain_range_spans_datasets_and_metrics():
     behind = comparison("behind", {1: {"blade": (0.10, 0.10, 0.5), "sage": (0.40, 0.40, 0.5)}})
     low, high = report.gain_range([SMALL, behind])
