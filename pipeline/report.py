@@ -493,10 +493,10 @@ def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
              "log sigma(-x) instead of log sigma(1 - x) (the paper does not say how many). "
              "Its second row changes only the learning rate.", "",
              f"![validation MRR@10 per epoch]({images}/training_curves.png)", ""]
+    code = tracking.code_digest()  # hashes the model code: once per report, not per graph
     for ablation in ablations:
         lines += [f"### {ablation['dataset']} (seed {ablation['seed']}, {ablation.get('val_edges', '?')} "
                   f"validation edges, {ablation.get('threads', '?')} threads)", ""]
-        code = tracking.code_digest()
         lines += ablation_table(ablation, code) + seed_lines(ablation, code) + [""]
     return lines
 
