@@ -85,3 +85,95 @@ def test_popularity_through_filtered_ranks_gives_mid_ranks():
     indptr, indices = out_neighbour_csr(TRAIN, N)
     ranks = filtered_ranks(popularity_scores(IN_DEGREE), edges[0], edges[1], indptr, indices, N)
     assert ranks.tolist() == [1.5, 3.0]
+
+
+# --- training-free graph recommenders -------------------------------------------------------
+#
+# A + A^T of TRAIN (binary): 0-1, 0-2, 1-2, 1-3, 2-3, 3-4; degrees [2, 3, 3, 3, 1].
+# Symmetric P rows: P0 = [0, 1/2, 1/2, 0, 0], P1 = [1/3, 0, 1/3, 1/3, 0],
+#                   P2 = [1/3, 1/3, 0, 1/3, 0], P3 = [0, 1/3, 1/3, 0, 1/3], P4 = [0, 0, 0, 1, 0].
+# Unreached nodes fall back to -1 + d_in / (max d_in + 1) = -1 + [0, 1, 2, 2, 1] / 3.
+FALLBACK = -1 + torch.tensor([0, 1, 2, 2, 1], dtype=torch.float32) / 3
+
+
+def test_walk_on_symmetrised_graph_sums_weighted_steps():
+    from models.baselines import walk_scores
+
+    # (P + P^2)[0]: P^2[0] = (P1 + P2) / 2 = [1/3, 1/6, 1/6, 1/3, 0]; node 4 is unreached
+    row = walk_scores(TRAIN, N, (1, 1), symmetric=True)(torch.tensor([0]))[0]
+    torch.testing.assert_close(row, torch.tensor([1 / 3, 2 / 3, 2 / 3, 1 / 3, FALLBACK[4]]))
+    # one step only: the reverse edge 1 -> 0 makes 0 reachable from 1
+    row = walk_scores(TRAIN, N, (1,), symmetric=True)(torch.tensor([1]))[0]
+    torch.testing.assert_close(row, torch.tensor([1 / 3, FALLBACK[1], 1 / 3, 1 / 3, FALLBACK[4]]))
+
+
+def test_directed_walk_follows_edges_only():
+    from models.baselines import walk_scores
+
+    # directed P: P0 = [0, 1/2, 1/2, 0, 0], P1 = [0, 0, 1/2, 1/2, 0], P2 = [0, 0, 0, 1, 0]
+    # (0 P + 1 P^2)[0] = (P1 + P2) / 2 = [0, 0, 1/4, 3/4, 0]: only 2 and 3 are reached
+    row = walk_scores(TRAIN, N, (0, 1), symmetric=False)(torch.tensor([0]))[0]
+    torch.testing.assert_close(row, torch.tensor([FALLBACK[0], FALLBACK[1], 0.25, 0.75, FALLBACK[4]]))
+    with pytest.raises(ValueError, match="walk weights"):
+        walk_scores(TRAIN, N, (0, 0), symmetric=False)
+
+
+def test_rp3beta_divides_three_steps_by_popularity():
+    from models.baselines import rp3beta_scores
+
+    # directed, alpha 1: a_0 = [0, 1, 1, 0, 0]; a_0 P = P1 + P2 = [0, 0, 1/2, 3/2, 0];
+    # (a_0 P) P = P2 / 2 + 3 P3 / 2 = [0, 0, 0, 1/2, 3/2] (P3 = [0, 0, 0, 0, 1])
+    plain = rp3beta_scores(TRAIN, N, alpha=1.0, beta=0.0, symmetric=False)(torch.tensor([0]))[0]
+    torch.testing.assert_close(plain, torch.tensor([*FALLBACK[:3].tolist(), 0.5, 1.5]))
+    # beta 1: divided by d_in = 2 (node 3) and 1 (node 4)
+    penalised = rp3beta_scores(TRAIN, N, alpha=1.0, beta=1.0, symmetric=False)(torch.tensor([0]))[0]
+    torch.testing.assert_close(penalised[3:], torch.tensor([0.25, 1.5]))
+    # alpha 0.5 raises each transition probability: row 0 of P^0.5 is [0, 0.707, 0.707, 0, 0]
+    root = rp3beta_scores(TRAIN, N, alpha=0.5, beta=0.0, symmetric=False)(torch.tensor([0]))[0]
+    half = 0.5 ** 0.5
+    torch.testing.assert_close(root[3:], torch.tensor([half, half + 1.0]))
+
+
+def test_item_knn_is_cosine_of_neighbour_sets_with_shrink():
+    from models.baselines import item_knn_scores
+
+    # neighbour sets on A + A^T: 0 {1, 2}, 1 {0, 2, 3}, 3 {1, 2, 4}, 4 {3}: 0 and 4 share nothing
+    row = item_knn_scores(TRAIN, N, shrink=0.0)(torch.tensor([0]))[0]
+    root6 = 6 ** 0.5
+    torch.testing.assert_close(row, torch.tensor([1.0, 1 / root6, 1 / root6, 2 / root6, FALLBACK[4]]))
+    shrunk = item_knn_scores(TRAIN, N, shrink=1.0)(torch.tensor([0]))[0]
+    assert shrunk[3].item() == pytest.approx(2 / (root6 + 1))
+
+
+@pytest.mark.parametrize("build", [
+    lambda e, n: __import__("models.baselines").baselines.walk_scores(e, n, (1, 3, 3), True),
+    lambda e, n: __import__("models.baselines").baselines.walk_scores(e, n, (0, 1, 2), False),
+    lambda e, n: __import__("models.baselines").baselines.rp3beta_scores(e, n, 0.5, 0.25, True),
+    lambda e, n: __import__("models.baselines").baselines.rp3beta_scores(e, n, 1.0, 0.0, False),
+    lambda e, n: __import__("models.baselines").baselines.item_knn_scores(e, n, 10.0),
+], ids=["walk", "walk_directed", "rp3beta", "rp3beta_directed", "item_knn"])
+def test_pair_scores_equal_the_rows_entries(build):
+    generator = torch.Generator().manual_seed(3)
+    nodes = 30
+    edges = torch.randint(0, nodes, (2, 70), generator=generator)
+    recommender = build(edges, nodes)
+    u, v = torch.randint(0, nodes, (2, 200), generator=generator)
+    rows = recommender(u)
+    torch.testing.assert_close(recommender.pairs(u, v, chunk_size=64), rows[torch.arange(200), v])
+    # both kinds of score occur: reached (> 0) and popularity fallback (< 0)
+    assert (rows > 0).any() and (rows < 0).any()
+
+
+def test_choose_on_validation_keeps_the_best_grid_point():
+    from models.baselines import choose_on_validation, walk_scores
+
+    # validation edge 1 -> 0 is a reverse training edge: only the symmetrised walk reaches it
+    indptr, indices = out_neighbour_csr(TRAIN, N)
+    edges = torch.tensor([[1], [0]])
+    best, tried = choose_on_validation(
+        lambda symmetric: walk_scores(TRAIN, N, (1,), symmetric), [{"symmetric": False}, {"symmetric": True}],
+        edges, indptr, indices, N)
+    assert best == {"symmetric": True}
+    # directed: 1 reaches only 2, 3 (excluded: its out-neighbours), so 0 and 4 get the fallback
+    # (-1 and -2/3): 4 ranks above 0 -> rank 2, MRR 0.5; symmetrised: 0 is reached -> rank 1
+    assert [row["val_mrr@10"] for row in tried] == [0.5, 1.0]
