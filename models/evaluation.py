@@ -2,8 +2,10 @@
 
 For each evaluation edge (q, v): rank v among all nodes by the method's score, excluding q and
 q's training out-neighbours (filtered ranking); HitRate@k and MRR@k overall and per in-degree
-bucket of the query; direction AUC over the one-way evaluation edges (score(u -> v) against
-score(v -> u)). See docs/blade-method.md sec. 5.
+bucket of the query and per subset (edges whose reverse is a training edge, and the others);
+direction AUC over the one-way evaluation edges (score(u -> v) against score(v -> u)); and the
+global link metric (:func:`models.metrics.global_link_metrics`: every evaluation edge against
+one seeded pool of uniform non-edges). See docs/blade-method.md sec. 5.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from models.metrics import (
     degree_buckets,
     direction_auc,
     filtered_ranks,
+    global_link_metrics,
     ranking_metrics,
 )
+from models.walk_channel import WalkChannel, pair_bonus, with_walk_channel
 
 PairScoreFn = Callable[[Tensor, Tensor], Tensor]  # (u [P], v [P]) -> score(u -> v) [P]
 
@@ -41,17 +45,32 @@ class EvaluationSet:
     num_nodes: int
     ks: tuple[int, ...] = DEFAULT_KS
     low_degree_max: int = 2
+    reverse_in_train: Tensor | None = None  # [Q] bool: v -> q is a training edge (subsets)
+    non_edges: Tensor | None = None  # [2, M] the shared pool of uniform non-edges (global metric)
 
 
-def embedding_scorers(source: Tensor, target: Tensor, scale: float) -> tuple[ScoreFn, PairScoreFn]:
-    """Row and pair scorers for dual embeddings: ``scale * s_q . t_x``."""
+SUBSETS = ("reverse in training", "reverse not in training")
+
+
+def embedding_scorers(source: Tensor, target: Tensor, scale: float,
+                      walk: WalkChannel | None = None) -> tuple[ScoreFn, PairScoreFn]:
+    """Row and pair scorers for dual embeddings: ``scale * s_q . t_x``, plus the walk channel's
+    bonus where the model has one (:mod:`models.walk_channel`)."""
     def rows(queries: Tensor) -> Tensor:
         return score(source[queries], target, scale)
 
     def pairs(u: Tensor, v: Tensor) -> Tensor:
         return scale * (source[u] * target[v]).sum(dim=-1)
 
-    return rows, pairs
+    if walk is None or walk.weight == 0.0:
+        return rows, pairs
+    return with_walk_channel(rows, walk), lambda u, v: pairs(u, v) + pair_bonus(walk, u, v)
+
+
+def saved_scorers(saved: dict[str, Any]) -> tuple[ScoreFn, PairScoreFn]:
+    """:func:`embedding_scorers` of a saved ``embeddings.pt`` (``pipeline.train.save_embeddings``)."""
+    return embedding_scorers(saved["source"], saved["target"], saved["scale"],
+                             WalkChannel.from_dict(saved.get("walk_channel")))
 
 
 def pairs_from_rows(rows: ScoreFn, chunk_size: int = 256) -> PairScoreFn:
@@ -80,12 +99,20 @@ def evaluate_scorer(
     one_way = evaluation.edges[:, evaluation.one_way]
     auc = direction_auc(pairs(one_way[0], one_way[1]), pairs(one_way[1], one_way[0]))
     buckets = degree_buckets(evaluation.query_in_degree, evaluation.low_degree_max)
-    return {
+    result = {
         "overall": ranking_metrics(ranks, evaluation.ks),
         "direction_auc": auc,
         "one_way_edges": int(evaluation.one_way.sum()),
         "buckets": bucketed_metrics(ranks, buckets, evaluation.ks),
     }
+    if evaluation.reverse_in_train is not None:
+        reverse = evaluation.reverse_in_train
+        result["subsets"] = bucketed_metrics(ranks, dict(zip(SUBSETS, (reverse, ~reverse))), evaluation.ks)
+    if evaluation.non_edges is not None:
+        result["global"] = global_link_metrics(pairs(queries, targets),
+                                               pairs(evaluation.non_edges[0], evaluation.non_edges[1]))
+        result["non_edges"] = int(evaluation.non_edges.shape[1])
+    return result
 
 
 def low_degree_metrics(result: dict[str, Any]) -> dict[str, float]:

@@ -229,7 +229,19 @@ def test_fit_source_prior_by_hand():
     # above every backward one (AUC 1 against 0.5 at delta = 0); the smallest such grid value wins.
     zeros = torch.zeros(2)
     fit = fit_source_prior(zeros, zeros, torch.tensor([0.0, 0.5]), torch.tensor([1.0, 2.0]), 0.0)
-    assert fit == {"delta": -0.125, "auc": 1.0, "delta_before": 0.0, "auc_before": 0.5}
+    assert fit == {"delta": -0.125, "auc": 1.0, "delta_before": 0.0, "auc_before": 0.5, "rejected": 0}
+    # The global check: held-out edges scoring 1 from sources with l = 8, non-edges scoring 0
+    # from l = 0. delta = -0.125 takes the edges to 1 - 1 = 0, level with the pool: global AUC
+    # 1 -> 0.5, so it and every larger negative delta (all 12 with direction AUC 1) are turned
+    # down and delta stays 0.
+    checked = fit_source_prior(zeros, zeros, torch.tensor([0.0, 0.5]), torch.tensor([1.0, 2.0]), 0.0,
+                               linked=(torch.ones(2), torch.full((2,), 8.0)),
+                               unlinked=(torch.zeros(3), torch.zeros(3)))
+    assert checked == {"delta": 0.0, "auc": 0.5, "delta_before": 0.0, "auc_before": 0.5, "rejected": 12}
+    # edges from sources with l = 1: delta = -0.125 leaves them at 0.875 > 0, admissible
+    mild = fit_source_prior(zeros, zeros, torch.tensor([0.0, 0.5]), torch.tensor([1.0, 2.0]), 0.0,
+                            linked=(torch.ones(2), torch.ones(2)), unlinked=(torch.zeros(3), torch.zeros(3)))
+    assert mild["delta"] == -0.125 and mild["rejected"] == 0
     # scores passed in include the current prior (delta = -3): removed first, so the same answer
     # and the current weight is kept on a tie
     fit = fit_source_prior(-3 * torch.tensor([0.0, 0.5]), -3 * torch.tensor([1.0, 2.0]),

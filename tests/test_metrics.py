@@ -197,3 +197,34 @@ def test_bucketed_metrics():
     # a: ranks 1, 3 -> HR@5 1, MRR@5 (1 + 1/3)/2;  b: 12, 2.5 -> HR@5 1/2, MRR@5 (0 + 0.4)/2
     assert metrics["a"] == pytest.approx({"hit_rate@5": 1.0, "mrr@5": 2 / 3, "count": 2})
     assert metrics["b"] == pytest.approx({"hit_rate@5": 0.5, "mrr@5": 0.2, "count": 2})
+
+
+def test_global_link_metrics_follow_the_ogb_rule():
+    from models.metrics import global_link_metrics
+
+    # negatives sorted: 5, 2, 0. Hits@1: above 5 -> none; Hits@2: above 2 -> 3 only;
+    # Hits@3: above 0 -> both; Hits@4: the pool has 3 negatives, every positive counts.
+    # AUC: 3 beats 2 and 0, 1 beats 0 -> 3 of 6 pairs
+    metrics = global_link_metrics(torch.tensor([3.0, 1.0]), torch.tensor([2.0, 0.0, 5.0]), ks=(1, 2, 3, 4))
+    assert metrics == {"auc": 0.5, "hits@1": 0.0, "hits@2": 0.5, "hits@3": 1.0, "hits@4": 1.0}
+    # a query-only term moves the global metric, never a per-query ranking: +10 on the
+    # positives' queries puts both above every negative
+    assert global_link_metrics(torch.tensor([13.0, 11.0]), torch.tensor([2.0, 0.0, 5.0]),
+                               ks=(1,))["hits@1"] == 1.0
+
+
+def test_uniform_non_edges_are_seeded_distinct_non_edges():
+    from models.metrics import uniform_non_edges
+
+    edges = torch.tensor([[0, 1], [1, 2]])
+    # 3 nodes: 6 ordered pairs u != v, 2 of them edges -> at most 4 non-edges
+    pool = uniform_non_edges(edges, 3, 10, seed=0)
+    assert sorted(map(tuple, pool.T.tolist())) == [(0, 2), (1, 0), (2, 0), (2, 1)]
+    big = torch.randint(0, 50, (2, 300), generator=torch.Generator().manual_seed(1))
+    pool = uniform_non_edges(big, 50, 500, seed=4)
+    assert pool.shape == (2, 500)
+    assert (pool[0] != pool[1]).all()
+    keys = pool[0] * 50 + pool[1]
+    assert torch.unique(keys).numel() == 500
+    assert not torch.isin(keys, big[0] * 50 + big[1]).any()
+    assert torch.equal(pool, uniform_non_edges(big, 50, 500, seed=4))
