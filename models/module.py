@@ -31,6 +31,7 @@ from models.encoder import ComputationGraph, score
 from models.loss import blade_loss, sample_negatives
 from models.metrics import direction_auc, filtered_ranks, ranking_metrics
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
+from models.walk_channel import WalkChannel, pair_bonus
 
 # The degree priors' scalar weights (models.encoder.BladeEncoder), trained at prior_lr_factor x lr.
 PRIOR_WEIGHTS = ("prior_weight", "source_prior_weight")
@@ -51,6 +52,7 @@ class ValidationSet:
     exclude_indices: Tensor  # [nnz]
     ks: tuple[int, ...] = (5, 10, 20)
     one_way: Tensor | None = None  # [2, P] validation edges whose reverse is in no train/val edge
+    non_edges: Tensor | None = None  # [2, M] uniform pairs linked in no train/val edge (global check)
 
 
 class LinkPredictionModule(pl.LightningModule):
@@ -230,10 +232,11 @@ class LinkPredictionModule(pl.LightningModule):
         return direction_auc((s[u] * t[v]).sum(-1), (s[v] * t[u]).sum(-1))
 
     @torch.no_grad()
-    def calibrate_direction(self) -> dict[str, float] | None:
+    def calibrate_direction(self, walk: WalkChannel | None = None) -> dict[str, float] | None:
         """Fits the source prior's weight delta to the validation one-way edges (see
-        :func:`models.direction.fit_source_prior`); ranking does not change. None when the
-        encoder has no source prior or there are no such edges."""
+        :func:`models.direction.fit_source_prior`); ranking does not change. ``walk``: the
+        channel the model scores with, so its bonus is part of both directions' scores. None
+        when the encoder has no source prior or there are no such edges."""
         weight = getattr(self.encoder, "source_prior_weight", None)
         if weight is None or not self._has_one_way_validation():
             return None
@@ -241,9 +244,17 @@ class LinkPredictionModule(pl.LightningModule):
         u, v = self.validation.one_way
         scale = float(self.encoder.scale.detach())
         in_degree = torch.bincount(self.train_edges[1], minlength=self.num_nodes)
-        fit = fit_source_prior(scale * (s[u] * t[v]).sum(-1), scale * (s[v] * t[u]).sum(-1),
-                               torch.log1p(in_degree[u].float()), torch.log1p(in_degree[v].float()),
-                               float(weight))
+        log_in = torch.log1p(in_degree.float())
+
+        def pair_scores(a: Tensor, b: Tensor) -> Tensor:  # s . t holds the current source prior
+            return scale * (s[a] * t[b]).sum(-1) + pair_bonus(walk, a, b)
+
+        linked = unlinked = None
+        if self.validation.non_edges is not None and self.validation.non_edges.shape[1] > 0:
+            (a, b), (c, d) = self.validation.edges, self.validation.non_edges
+            linked, unlinked = (pair_scores(a, b), log_in[a]), (pair_scores(c, d), log_in[c])
+        fit = fit_source_prior(pair_scores(u, v), pair_scores(v, u), log_in[u], log_in[v],
+                               float(weight), linked, unlinked)
         weight.fill_(fit["delta"])
         return fit
 

@@ -1,6 +1,7 @@
 """Exact top-k recommendation from precomputed embeddings in PyTorch (the ONNX scorer's reference).
 
-For query q, every node v != q scores ``scale * s_q . t_v``; the k best are returned, best first.
+For query q, every node v != q scores ``scale * s_q . t_v`` (plus the walk channel's bonus where
+the model has one); the k best are returned, best first.
 Queries are processed in chunks so the ``[chunk, N]`` score block stays small.
 """
 
@@ -15,7 +16,8 @@ DEFAULT_CHUNK = 256
 
 @torch.inference_mode()
 def top_k(source: Tensor, target: Tensor, scale: float, queries: Tensor, k: int,
-          chunk: int = DEFAULT_CHUNK) -> tuple[Tensor, Tensor]:
+          chunk: int = DEFAULT_CHUNK, walk_index: Tensor | None = None,
+          walk_bonus: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """``(ids [Q, k], scores [Q, k])`` for node indices ``queries`` (the query itself excluded).
 
     Args:
@@ -24,6 +26,8 @@ def top_k(source: Tensor, target: Tensor, scale: float, queries: Tensor, k: int,
         queries: int64 ``[Q]`` node indices.
         k: results per query, at most N - 1.
         chunk: queries per matrix product.
+        walk_index, walk_bonus: ``[N, w]`` the walk channel's table and bonus
+            (:meth:`models.walk_channel.WalkChannel.bonus_table`), added at those targets.
     """
     num_nodes = target.shape[0]
     if not 1 <= k < num_nodes:
@@ -33,6 +37,8 @@ def top_k(source: Tensor, target: Tensor, scale: float, queries: Tensor, k: int,
     for start in range(0, queries.numel(), chunk):
         batch = queries[start:start + chunk]
         block = (source[batch] @ target_t).mul_(scale)
+        if walk_index is not None:
+            block.scatter_add_(1, walk_index[batch].to(torch.long), walk_bonus[batch].to(block.dtype))
         block[torch.arange(batch.numel()), batch] = -torch.inf
         best = torch.topk(block, k, dim=1)
         ids.append(best.indices)

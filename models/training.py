@@ -36,12 +36,19 @@ from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, Undire
 from models.encoder import score as embedding_score
 from models.full_graph import FullGraphLinkPrediction
 from models.graph import in_out_degrees, random_projection_embedding
-from models.metrics import filtered_ranks, one_way_mask, out_neighbour_csr, ranking_metrics
+from models.metrics import (
+    filtered_ranks,
+    one_way_mask,
+    out_neighbour_csr,
+    ranking_metrics,
+    uniform_non_edges,
+)
 from models.module import LinkPredictionModule, ValidationSet
 from models.optim import LazyAdam
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
 from models.variants import Variant
+from models.walk_channel import WalkChannel, choose_walk_channel, with_walk_channel
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,8 @@ class FitResult:
     curve: list[float] = field(default_factory=list)  # validation MRR@10 after each epoch of this run
     untrained_score: float | None = None  # validation MRR@10 before the first step (None on resume)
     direction: dict[str, float] | None = None  # source-prior calibration (models.direction)
+    walk_channel: WalkChannel | None = None  # fitted on validation edges (models.walk_channel)
+    walk_fit: dict[str, Any] | None = None  # what choose_walk_channel tried and chose
 
 
 class EpochTimer(pl.Callback):
@@ -203,6 +212,26 @@ def build_sampler(variant: Variant, graph: Any, neighbourhood: Any,
     )
 
 
+def validation_set(graph: Any, val_queries: int, seed: int) -> ValidationSet | None:
+    """What training validates on (None without validation edges): a seeded sample of
+    ``val_queries`` validation edges, the one-way validation edges (at most
+    :data:`DIRECTION_EDGES`) and as many uniform non-edges as edges (the direction
+    calibration's global check). Never a test edge. Baselines choose their settings on the same
+    edges (:func:`pipeline.evaluate.baseline_scorers`)."""
+    if graph.val.shape[1] == 0:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    count = min(val_queries, graph.val.shape[1])
+    chosen = torch.randperm(graph.val.shape[1], generator=generator)[:count]
+    indptr, indices = out_neighbour_csr(graph.train, graph.num_nodes)
+    known = torch.cat([graph.train, graph.val], dim=1)  # never the test edges
+    val_one_way = graph.val[:, one_way_mask(graph.val, known, graph.num_nodes)]
+    sample = torch.randperm(val_one_way.shape[1], generator=generator)[:DIRECTION_EDGES]
+    val_one_way = val_one_way[:, sample]
+    non_edges = uniform_non_edges(known, graph.num_nodes, count, seed)
+    return ValidationSet(graph.val[:, chosen], indptr, indices, one_way=val_one_way, non_edges=non_edges)
+
+
 def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
                  seed: int) -> LinkPredictionModule:
     """The variant's Lightning module for ``graph`` (see the module docstring for the argument
@@ -233,17 +262,7 @@ def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
     if config.edge_weighting == "degree":
         edge_weight = (out_degree[graph.train[0]] * in_degree[graph.train[1]]).float()
     one_way = one_way_mask(graph.train, graph.train, graph.num_nodes)
-    validation = None
-    if graph.val.shape[1] > 0:
-        generator = torch.Generator().manual_seed(seed)
-        count = min(config.val_queries, graph.val.shape[1])
-        chosen = torch.randperm(graph.val.shape[1], generator=generator)[:count]
-        indptr, indices = out_neighbour_csr(graph.train, graph.num_nodes)
-        known = torch.cat([graph.train, graph.val], dim=1)  # never the test edges
-        val_one_way = graph.val[:, one_way_mask(graph.val, known, graph.num_nodes)]
-        sample = torch.randperm(val_one_way.shape[1], generator=generator)[:DIRECTION_EDGES]
-        val_one_way = val_one_way[:, sample]
-        validation = ValidationSet(graph.val[:, chosen], indptr, indices, one_way=val_one_way)
+    validation = validation_set(graph, config.val_queries, seed)
     optimizer = partial(LazyAdam, lr=config.learning_rate, weight_decay=config.weight_decay)
     common = dict(
         features=features, aggregation=encoder_config.aggregation,
@@ -282,13 +301,13 @@ def low_degree_queries(graph, validation, low_degree_max: int) -> Tensor:
     return in_degree[validation.edges[0]] <= low_degree_max
 
 
-def trained_scores(graph, module, low_degree_max: int) -> dict[str, float]:
-    """:func:`validation_scores` of a trained module's embeddings."""
+def trained_scores(graph, module, low_degree_max: int, walk: WalkChannel | None = None) -> dict[str, float]:
+    """:func:`validation_scores` of a trained module's embeddings (with ``walk``'s bonus)."""
     source, target = module.embeddings()
     scale = float(module.encoder.scale.detach())
     validation = module.validation
-    return validation_scores(lambda queries: embedding_score(source[queries], target, scale), validation,
-                             low_degree_queries(graph, validation, low_degree_max))
+    rows = with_walk_channel(lambda queries: embedding_score(source[queries], target, scale), walk)
+    return validation_scores(rows, validation, low_degree_queries(graph, validation, low_degree_max))
 
 
 def train_loader(module: LinkPredictionModule, batch_size: int, seed: int) -> DataLoader:
@@ -312,10 +331,13 @@ def fit_module(
     logger: Any = False,
     progress: bool = True,
     label: str = "",
+    walk_channel: bool = False,
 ) -> FitResult:
     """Fit ``module`` until early stopping (``config.early_stopping_patience`` epochs without a
     better validation MRR@10) or ``config.max_epochs``, on ``config.accelerator`` /
-    ``config.devices``; then, with ``config.calibrate_direction``, refit the source prior.
+    ``config.devices``; then, with ``walk_channel``, fit the walk channel (which walk, lambda,
+    epsilon: :func:`models.walk_channel.choose_walk_channel`) on the validation edges, and with
+    ``config.calibrate_direction`` refit the source prior to the scores with that channel.
 
     With ``checkpoint_dir``, every epoch is checkpointed there and a run with the same
     ``fingerprint`` (a digest of everything the run depends on) resumes from ``last.ckpt``;
@@ -389,9 +411,20 @@ def fit_module(
         best = best_weights.best_score
     if best is None:
         best = trainer.callback_metrics.get(MONITOR)
+    walk, walk_fit = None, None
+    if walk_channel and module.validation is not None:
+        source, target = module.embeddings()
+        scale = float(module.encoder.scale.detach())
+        validation = module.validation
+        walk, walk_fit = choose_walk_channel(
+            lambda queries: embedding_score(source[queries], target, scale), module.train_edges,
+            module.num_nodes, validation.edges, validation.exclude_indptr, validation.exclude_indices)
+        log.info("%s walk channel: %s walk, lambda %g, epsilon %g: validation MRR@10 %.4f -> %.4f",
+                 label, walk_fit["walk"], walk_fit["weight"], walk_fit["floor"],
+                 walk_fit["val_mrr@10_without"], walk_fit["val_mrr@10"])
     direction = None
     if config.calibrate_direction:
-        direction = module.calibrate_direction()
+        direction = module.calibrate_direction(walk)
         if direction is not None:
             log.info("%s direction: source prior %.3g -> %.3g, validation direction AUC %.4f -> %.4f",
                      label, direction["delta_before"], direction["delta"],
@@ -399,6 +432,6 @@ def fit_module(
     durations = timer.durations or [seconds]
     return FitResult(module, float(best) if best is not None else float("nan"),
                      trainer.current_epoch, seconds, sum(durations) / len(durations), best_path,
-                     curve.scores, untrained, direction)
+                     curve.scores, untrained, direction, walk, walk_fit)
 
 

@@ -3,13 +3,17 @@
 All are settings of one code path (encoder + sampler + loss), so a comparison changes exactly
 one thing at a time:
 
-| variant      | encoder             | neighbourhood                    | sampling        |
-| ------------ | ------------------- | -------------------------------- | --------------- |
-| blade        | dual source/target  | adaptive n_u, top-up to h_max    | degree-biased   |
-| no_adaptive  | dual                | fixed fan-out, 1 hop  ("w/o LA") | degree-biased   |
-| no_bias      | dual                | adaptive n_u, top-up  ("w/o B")  | uniform         |
-| daemon       | dual                | fixed fan-out, 1 hop             | uniform         |
-| sage         | one embedding       | fixed fan-out, undirected        | uniform         |
+| variant      | encoder             | neighbourhood                    | sampling        | walk channel |
+| ------------ | ------------------- | -------------------------------- | --------------- | ------------ |
+| blade        | dual source/target  | adaptive n_u, top-up to h_max    | degree-biased   | yes          |
+| no_adaptive  | dual                | fixed fan-out, 1 hop  ("w/o LA") | degree-biased   | yes          |
+| no_bias      | dual                | adaptive n_u, top-up  ("w/o B")  | uniform         | yes          |
+| daemon       | dual                | fixed fan-out, 1 hop             | uniform         | no           |
+| sage         | one embedding       | fixed fan-out, undirected        | uniform         | no           |
+
+The walk channel (:mod:`models.walk_channel`, ``train.walk_channel``) is part of BLADE here, so
+its two ablations keep it and change only what their name says; DAEMON and GraphSAGE are the
+published models, without it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class Variant:
     adaptive: bool  # power-law n_u with multi-hop top-up (True) or fixed fan-out
     biased: bool  # degree-biased (beta from params) or uniform (beta = 0) sampling
     description: str
+    walk_channel: bool = True  # fit the walk channel after training (when train.walk_channel)
 
 
 VARIANTS: dict[str, Variant] = {
@@ -32,8 +37,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("blade", True, True, True, "BLADE: adaptive neighbourhood + biased sampling"),
         Variant("no_adaptive", True, False, True, "BLADE w/o LA: fixed fan-out, biased sampling"),
         Variant("no_bias", True, True, False, "BLADE w/o B: adaptive neighbourhood, uniform"),
-        Variant("daemon", True, False, False, "DAEMON: dual embeddings, fixed uniform fan-out"),
-        Variant("sage", False, False, False, "GraphSAGE: undirected, one embedding per node"),
+        Variant("daemon", True, False, False, "DAEMON: dual embeddings, fixed uniform fan-out",
+                walk_channel=False),
+        Variant("sage", False, False, False, "GraphSAGE: undirected, one embedding per node",
+                walk_channel=False),
     )
 }
 

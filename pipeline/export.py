@@ -3,7 +3,8 @@
     blade export                          # what `dvc repro export` runs
 
 Builds :func:`models.onnx_scorer.build_scorer` from ``outputs/train/<registry.variant>/
-embeddings.pt`` (query ids -> top-k product ids and scores, dynamic batch), then checks it:
+embeddings.pt`` (query ids -> top-k product ids and scores, dynamic batch; the walk channel's
+tables inside where the model has one), then checks it:
 
 1. the ONNX checker (full check, in ``build_scorer``);
 2. parity on ``export.check_queries`` seeded random queries run through ONNX Runtime and through
@@ -29,6 +30,7 @@ import torch
 from models.metrics import out_neighbour_csr
 from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES, build_scorer
 from models.scoring import top_k
+from models.walk_channel import WalkChannel, pair_bonus
 from pipeline.artifacts import load_split_graph
 from pipeline.config import StageError
 from pipeline.recommender import Catalogue, onnx_session
@@ -48,11 +50,13 @@ class ParityError(StageError):
 
 
 def check_parity(session, source: torch.Tensor, target: torch.Tensor, scale: float, queries: np.ndarray,
-                 k: int, rtol: float) -> dict[str, float]:
+                 k: int, rtol: float, walk: WalkChannel | None = None) -> dict[str, float]:
     """Compare ONNX Runtime with PyTorch on ``queries``; raise :class:`ParityError` on a mismatch."""
     onnx_ids, onnx_scores = session.run([OUTPUT_IDS, OUTPUT_SCORES], {
         INPUT_QUERY: queries.astype(np.int64), INPUT_K: np.array([k], dtype=np.int64)})
-    torch_ids, torch_scores = (t.numpy() for t in top_k(source, target, scale, torch.from_numpy(queries), k))
+    walk_index, walk_bonus = (walk.index, walk.bonus_table()) if walk is not None else (None, None)
+    torch_ids, torch_scores = (t.numpy() for t in top_k(source, target, scale, torch.from_numpy(queries), k,
+                                                        walk_index=walk_index, walk_bonus=walk_bonus))
     scale_of = np.maximum(np.abs(torch_scores), 1e-12)
     worst = float(np.max(np.abs(onnx_scores - torch_scores) / scale_of)) if queries.size else 0.0
     if worst > rtol:
@@ -64,7 +68,10 @@ def check_parity(session, source: torch.Tensor, target: torch.Tensor, scale: flo
         s = source.numpy()[queries[rows]]
         t_onnx = target.numpy()[onnx_ids[rows, cols]]
         t_torch = target.numpy()[torch_ids[rows, cols]]
-        gap = np.abs(scale * (s * t_onnx).sum(1) - scale * (s * t_torch).sum(1))
+        query_rows = torch.from_numpy(queries[rows])
+        bonus_onnx = pair_bonus(walk, query_rows, torch.from_numpy(onnx_ids[rows, cols])).numpy()
+        bonus_torch = pair_bonus(walk, query_rows, torch.from_numpy(torch_ids[rows, cols])).numpy()
+        gap = np.abs(scale * (s * t_onnx).sum(1) + bonus_onnx - scale * (s * t_torch).sum(1) - bonus_torch)
         tolerance = rtol * np.maximum(np.abs(torch_scores[rows, cols]), 1e-12)
         if (gap > tolerance).any():
             row = int(rows[np.argmax(gap - tolerance)])
@@ -85,7 +92,12 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     source, target, scale = saved["source"].float(), saved["target"].float(), float(saved["scale"])
     graph = load_split_graph()
     started = time.perf_counter()
-    model = build_scorer(source.numpy(), target.numpy(), scale)
+    walk = WalkChannel.from_dict(saved.get("walk_channel"))
+    if walk is not None and walk.weight == 0.0:
+        walk = None
+    model = build_scorer(source.numpy(), target.numpy(), scale,
+                         walk.index.numpy() if walk is not None else None,
+                         walk.bonus_table().numpy() if walk is not None else None)
     k = config.check_k
     generator = np.random.default_rng(settings.base.seed)
     count = min(config.check_queries, graph.num_nodes)
@@ -95,10 +107,11 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         onnx.save_model(model, tmp / SCORER)
         session = onnx_session(tmp / SCORER, "cpu")
         parity = check_parity(session, source, target, scale, queries, min(k, graph.num_nodes - 1),
-                              config.rtol)
+                              config.rtol, walk)
         Catalogue.save(tmp / CATALOGUE, graph.product_ids, link_indptr.numpy(), link_indices.numpy())
         onnx_bytes = (tmp / SCORER).stat().st_size  # the directory lands when the stage succeeds
     metrics = {"variant": variant, "nodes": graph.num_nodes, "dim": int(source.shape[1]),
+               "walk_channel_width": int(walk.index.shape[1]) if walk is not None else 0,
                "onnx_bytes": onnx_bytes, "opset": model.opset_import[0].version,
                "parity": parity, "seconds": round(time.perf_counter() - started, 1)}
     write_json(METRICS_PATH, metrics)

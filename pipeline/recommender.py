@@ -156,9 +156,11 @@ class FaissRecommender(Recommender):
     """Approximate top-k from a FAISS inverted-file inner-product index over the targets.
 
     For catalogues too large to score exactly: ``IndexIVFFlat`` with ``nlist`` cells (default
-    4 sqrt(N)), of which ``nprobe`` are searched per query. The embeddings come out of the ONNX
-    scorer's initialisers, so it serves exactly the registered model. Report its recall@k
-    against exact scoring with :func:`recall_at_k`.
+    4 sqrt(N)), of which ``nprobe`` are searched per query. The embeddings (and the walk
+    channel's tables, where the model has one) come out of the ONNX scorer's initialisers, so it
+    serves exactly the registered model: the index proposes ``ask + 1`` targets, the query's walk
+    table adds its own, and all of them are scored exactly. Report its recall@k against exact
+    scoring with :func:`recall_at_k`.
     """
 
     def __init__(self, scorer_path: str | Path, catalogue: Catalogue, nlist: int | None = None,
@@ -172,7 +174,10 @@ class FaissRecommender(Recommender):
         weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
         self.source = np.ascontiguousarray(weights["source"], dtype=np.float32)
         target = np.ascontiguousarray(weights["target_t"].T, dtype=np.float32)
+        self.target = target
         self.scale = float(weights["scale"])
+        self.walk_index = weights.get("walk_index")  # [N, w] int32, or None without a walk channel
+        self.walk_bonus = weights.get("walk_bonus")
         nlist = min(int(nlist or max(1, int(4 * np.sqrt(len(target))))), len(target))
         quantizer = faiss.IndexFlatIP(target.shape[1])
         self.index = faiss.IndexIVFFlat(quantizer, target.shape[1], nlist, faiss.METRIC_INNER_PRODUCT)
@@ -182,6 +187,8 @@ class FaissRecommender(Recommender):
         self._quantizer = quantizer  # the index refers to it: keep it alive
 
     def raw_top_k(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.walk_index is not None:
+            return self._with_walk_channel(nodes, ask)
         scores, ids = self.index.search(self.source[nodes], ask + 1)
         own = ids == nodes[:, None]
         # drop the query itself where found, else the last of the ask + 1
@@ -191,6 +198,26 @@ class FaissRecommender(Recommender):
         ids = ids[keep].reshape(len(nodes), ask)
         scores = scores[keep].reshape(len(nodes), ask) * self.scale
         return ids, scores.astype(np.float32)
+
+    def _with_walk_channel(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
+        """The index's ``ask + 1`` candidates and the walk table's, scored exactly, best ``ask``."""
+        _, found = self.index.search(self.source[nodes], ask + 1)
+        walk_ids = self.walk_index[nodes].astype(np.int64)
+        candidates = np.concatenate([found, walk_ids], axis=1)  # -1: the index found fewer
+        safe = np.maximum(candidates, 0)
+        scores = self.scale * np.einsum("qd,qcd->qc", self.source[nodes], self.target[safe])
+        match = candidates[:, :, None] == walk_ids[:, None, :]
+        scores = scores + (match * self.walk_bonus[nodes][:, None, :]).sum(axis=2)
+        order = np.argsort(candidates, axis=1, kind="stable")
+        ordered = np.take_along_axis(candidates, order, 1)
+        repeat = np.zeros_like(ordered, dtype=bool)
+        repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        duplicate = np.zeros_like(repeat)
+        np.put_along_axis(duplicate, order, repeat, 1)
+        invalid = duplicate | (candidates < 0) | (candidates == nodes[:, None])
+        scores = np.where(invalid, -np.inf, scores).astype(np.float32)
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :ask]
+        return np.take_along_axis(candidates, best, 1), np.take_along_axis(scores, best, 1)
 
 
 def recall_at_k(approximate: Recommender, exact: Recommender, nodes: np.ndarray, k: int) -> float:

@@ -183,3 +183,54 @@ def test_faiss_ivf_with_one_cell_is_exact_and_fewer_probes_lose_recall(tmp_path)
     np.testing.assert_allclose(scores, exact_scores, rtol=1e-5)  # same scale as the ONNX scores
     sparse = FaissRecommender(tmp_path / "scorer.onnx", catalogue, nlist=64, nprobe=1)
     assert 0.0 < recall_at_k(sparse, exact, queries, 10) < 1.0
+
+
+# The walk channel on the 4-node model: query 0's table holds node 3 (bonus 5) and node 1
+# (bonus 0.5); scores 6*, 0, 2, -2 (* excluded) become 0 + 0.5, 2, -2 + 5 -> 3 (3), 2 (2), 1 (0.5)
+WALK_INDEX = np.array([[3, 1], [1, 1], [2, 2], [3, 3]], dtype=np.int32)  # padding: the node itself
+WALK_BONUS = np.array([[5.0, 0.5], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+
+
+def test_onnx_scorer_adds_the_walk_channel_by_hand(tmp_path):
+    onnx.save_model(build_scorer(SOURCE, TARGET, 2.0, WALK_INDEX, WALK_BONUS), tmp_path / "walk.onnx")
+    session = onnx_session(tmp_path / "walk.onnx", "cpu")
+    ids, scores = session.run(None, {"query": np.array([0], dtype=np.int64), "k": np.array([3])})
+    assert ids.tolist() == [[3, 2, 1]] and scores.tolist() == [[3.0, 2.0, 0.5]]
+    torch_ids, torch_scores = top_k(torch.from_numpy(SOURCE), torch.from_numpy(TARGET), 2.0,
+                                    torch.tensor([0]), 3, walk_index=torch.from_numpy(WALK_INDEX),
+                                    walk_bonus=torch.from_numpy(WALK_BONUS))
+    assert torch_ids.tolist() == [[3, 2, 1]] and torch_scores.tolist() == [[3.0, 2.0, 0.5]]
+    with pytest.raises(ValueError, match="both"):
+        build_scorer(SOURCE, TARGET, 2.0, WALK_INDEX, None)
+
+
+def test_parity_with_a_fitted_walk_channel_on_random_embeddings(tmp_path):
+    from models.walk_channel import WalkChannel, top_walk_table
+
+    rng = np.random.default_rng(5)
+    source = rng.normal(size=(300, 8)).astype(np.float32)
+    target = rng.normal(size=(300, 8)).astype(np.float32)
+    edges = torch.from_numpy(rng.integers(0, 300, size=(2, 1200)))
+    table = top_walk_table(edges, 300, (1, 3, 3), width=16)
+    walk = WalkChannel(table.index, table.value, weight=2.0, floor=0.01)
+    onnx.save_model(build_scorer(source, target, 1.5, walk.index.numpy(), walk.bonus_table().numpy()),
+                    tmp_path / "walk.onnx")
+    session = onnx_session(tmp_path / "walk.onnx", "cpu")
+    queries = rng.integers(0, 300, size=50)
+    result = check_parity(session, torch.from_numpy(source), torch.from_numpy(target), 1.5, queries, 20,
+                          1e-5, walk)
+    assert result["max_relative_score_error"] <= 1e-5
+    # without the channel the PyTorch reference differs: the check can fail
+    with pytest.raises(ParityError):
+        check_parity(session, torch.from_numpy(source), torch.from_numpy(target), 1.5, queries, 20, 1e-5)
+    # the FAISS path reads the tables from the same file and, with one cell, is exact
+    pytest.importorskip("faiss")
+    from pipeline.recommender import FaissRecommender, recall_at_k
+
+    Catalogue.save(tmp_path / "c.npz", np.array([f"p{i}" for i in range(300)]),
+                   np.zeros(301, dtype=np.int64), np.array([], dtype=np.int64))
+    catalogue = Catalogue(tmp_path / "c.npz")
+    exact = OnnxRecommender(session, catalogue)
+    one_cell = FaissRecommender(tmp_path / "walk.onnx", catalogue, nlist=1)
+    assert recall_at_k(one_cell, exact, queries, 10) == 1.0
+    np.testing.assert_allclose(one_cell.top_k(queries, 10)[1], exact.top_k(queries, 10)[1], rtol=1e-5)

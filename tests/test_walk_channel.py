@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from models.metrics import filtered_ranks, out_neighbour_csr, ranking_metrics
+from models.walk_channel import (
+    WalkChannel,
+    fit_walk_channel,
+    pair_bonus,
+    top_walk_table,
+    with_walk_channel,
+)
+
+# the 5-node graph of test_baselines: 0 -> 1, 0 -> 2, 1 -> 2, 1 -> 3, 2 -> 3, 3 -> 4
+TRAIN = torch.tensor([[0, 0, 1, 1, 2, 3], [1, 2, 2, 3, 3, 4]])
+N = 5
+
+
+def test_table_keeps_the_largest_walk_entries_without_the_query():
+    # W = P + P^2 on A + A^T; W[0] = [1/3, 2/3, 2/3, 1/3, 0]: the return to 0 is dropped;
+    # 1 and 2 (2/3) first, then 3 (1/3); width 4 leaves one padding slot (0 itself, value 0).
+    # Values are divided by the mean of the rows' largest entries (the query left out):
+    # rows 0-4: 2/3, 11/18, 11/18, 4/9, 1 -> mean 2/3, so row 0 reads [1, 1, 1/2, 0]
+    table = top_walk_table(TRAIN, N, (1, 1), width=4, chunk_size=2)
+    assert table.index.shape == (N, 4)
+    assert sorted(table.index[0, :2].tolist()) == [1, 2]
+    assert table.index[0, 2].item() == 3
+    torch.testing.assert_close(table.value[0], torch.tensor([1.0, 1.0, 0.5, 0.0]))
+    assert table.index[0, 3].item() == 0
+    # width 1, one step: node 4's only neighbour is 3 (P4 = [0, 0, 0, 1, 0]); the rows' largest
+    # entries 1/2, 1/3, 1/3, 1/3, 1 have mean 1/2, so it reads 2
+    narrow = top_walk_table(TRAIN, N, (1,), width=1)
+    assert narrow.index[4].tolist() == [3] and narrow.value[4].tolist() == [2.0]
+    with pytest.raises(ValueError, match="width"):
+        top_walk_table(TRAIN, N, (1,), width=0)
+
+
+def test_channel_adds_lambda_log_evidence_at_table_entries():
+    table = top_walk_table(TRAIN, N, (1, 1), width=4)
+    channel = WalkChannel(table.index, table.value, weight=2.0, floor=0.5)
+    rows = with_walk_channel(lambda q: torch.zeros(q.numel(), N), channel)
+    # row 0's values [1, 1, 1/2, 0] (above): bonus = 2 log(1 + W / 0.5) = 2 log 3, 2 log 3,
+    # 2 log 2 and 0 at the padding slot
+    log2, log3 = torch.log(torch.tensor(2.0)), torch.log(torch.tensor(3.0))
+    torch.testing.assert_close(rows(torch.tensor([0]))[0], torch.stack(
+        [torch.tensor(0.0), 2 * log3, 2 * log3, 2 * log2, torch.tensor(0.0)]))
+    torch.testing.assert_close(pair_bonus(channel, torch.tensor([0, 0, 0]), torch.tensor([1, 3, 4])),
+                               torch.stack([2 * log3, 2 * log2, torch.tensor(0.0)]))
+    # weight 0 (or no channel) is the rows unchanged
+    assert with_walk_channel(rows, None) is rows
+    assert pair_bonus(None, torch.tensor([0]), torch.tensor([1])).tolist() == [0.0]
+
+
+def test_fit_ranks_every_grid_point_exactly_as_the_evaluator_does():
+    generator = torch.Generator().manual_seed(0)
+    nodes = 40
+    train = torch.randint(0, nodes, (2, 160), generator=generator)
+    train = train[:, train[0] != train[1]]
+    edges = torch.randint(0, nodes, (2, 60), generator=generator)
+    edges = edges[:, edges[0] != edges[1]]
+    source, target = torch.randn(nodes, 8, generator=generator), torch.randn(nodes, 8, generator=generator)
+
+    def rows(queries):
+        return source[queries] @ target.T
+
+    table = top_walk_table(train, nodes, (1, 3, 3), width=6)
+    indptr, indices = out_neighbour_csr(train, nodes)
+    fit = fit_walk_channel(rows, table, edges, indptr, indices, depth=nodes, chunk_size=16,
+                           weights=(0.0, 0.5, 2.0), floors=(1e-2, 1e-1))
+    assert len(fit["grid"]) == 6
+    for weight, floor, mrr in fit["grid"]:
+        fused = with_walk_channel(rows, WalkChannel(table.index, table.value, weight, floor))
+        ranks = filtered_ranks(fused, edges[0], edges[1], indptr, indices, nodes)
+        assert mrr == pytest.approx(ranking_metrics(ranks, (10,))["mrr@10"], abs=1e-6)
+    best = max(mrr for _, _, mrr in fit["grid"])
+    assert fit["mrr@10"] == pytest.approx(best)
+    assert fit["mrr@10_without"] == next(m for w, _, m in fit["grid"] if w == 0.0)
+
+
+def test_fit_turns_the_channel_on_only_when_the_walk_helps():
+    indptr, indices = out_neighbour_csr(TRAIN, N)
+    table = top_walk_table(TRAIN, N, (1,), width=2)
+    # node 3's one-step neighbours 1, 2, 4 tie at 1/3: the table keeps the lower ids 1 and 2.
+    assert table.index[3].tolist() == [1, 2]
+    # held-out edges the walk predicts (reverse edges: 3 -> 1, 4 -> 3) and uninformative rows
+    # that put the worst candidate first: the channel must be switched on
+    edges = torch.tensor([[3, 4], [1, 3]])
+    wrong = torch.tensor([[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0],
+                          [5.0, 0.0, 0.0, 0, 0], [5.0, 0.0, 0.0, 0.0, 0]])
+    fit = fit_walk_channel(lambda q: wrong[q], table, edges, indptr, indices, depth=N)
+    assert fit["weight"] > 0 and fit["mrr@10"] == 1.0 and fit["mrr@10_without"] == 0.5
+    # rows that already rank the targets first: the channel stays off (lambda 0 wins the tie)
+    right = torch.zeros(N, N)
+    right[3, 1] = right[4, 3] = 9.0
+    assert fit_walk_channel(lambda q: right[q], table, edges, indptr, indices, depth=N)["weight"] == 0.0
