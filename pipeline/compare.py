@@ -36,7 +36,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from models.evaluation import evaluate_scorer, low_degree_metrics
+from models.evaluation import SUBSETS, evaluate_scorer, low_degree_metrics
 from models.graph import in_out_degrees
 from models.power_law import effective_alpha, fit_power_law_alpha
 from models.variants import get_variant
@@ -46,7 +46,7 @@ from pipeline import tracking
 from pipeline import tune as tune_stage
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
-from pipeline.settings import check_params
+from pipeline.settings import BaselineSettings, check_params
 from pipeline.storage import write_json
 from pipeline.train import fingerprint, fit_variant, save_embeddings
 
@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 
 REPORT_DIR = Path("reports/compare")
 WORK_DIR = Path("outputs/compare")
-SUMMARY_KEYS = ["hit_rate@10", "mrr@10", "low_hit_rate@10", "low_mrr@10", "direction_auc"]
+SUMMARY_KEYS = ["hit_rate@10", "mrr@10", "low_mrr@10", "rev_mrr@10", "oth_mrr@10", "direction_auc",
+                "global_hits@50"]
+SUBSET_PREFIXES = ("rev_", "oth_")  # models.evaluation.SUBSETS: reverse in training, the others
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -182,7 +184,7 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
     ks = tuple(int(k) for k in evaluate_config["ks"])
     evaluation, total = evaluate_stage.evaluation_set(
         graph, str(evaluate_config["split"]), int(evaluate_config["max_queries"]),
-        seed, ks, int(evaluate_config["low_degree_max"]))
+        seed, ks, int(evaluate_config["low_degree_max"]), int(evaluate_config["non_edges"]))
     train_dir = directory / "train"
     for stale in train_dir.glob("*/embeddings.pt"):
         stale.unlink()  # only this run's variants are evaluated
@@ -193,17 +195,20 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
                  "tuned" if chosen is tuned_params and tuned else "params.yaml")
         started_ms = int(time.time() * 1000)
         result = fit_variant(variant, graph, chosen["neighbourhood"], chosen["train"], seed, None)
-        save_embeddings(train_dir / variant / "embeddings.pt", result.module, variant)
+        save_embeddings(train_dir / variant / "embeddings.pt", result, variant)
         trained[variant] = {"started_ms": started_ms, "epochs": result.epochs,
                             "seconds": round(result.seconds, 1),
                             "best_val_mrr@10": result.best_score,
                             "untrained_val_mrr@10": result.untrained_score,
+                            "walk_channel": result.walk_fit,
                             "val_mrr@10_curve": [round(score, 5) for score in result.curve],
                             "tuned": bool(tuned) and variant in tuned_variants}
     results = {}
-    for method, (rows, pairs) in evaluate_stage.scorers(graph, train_dir).items():
+    baselines = BaselineSettings.model_validate(evaluate_config["baselines"])
+    for method, (rows, pairs, info) in evaluate_stage.scorers(graph, train_dir, baselines, seed).items():
         clock, started_ms = time.perf_counter(), int(time.time() * 1000)
         results[method] = evaluate_scorer(rows, pairs, evaluation)
+        results[method]["settings"] = info
         results[method]["eval_seconds"] = round(time.perf_counter() - clock, 2)
         results[method].update({"started_ms": started_ms} | trained.get(method, {}),
                                ended_ms=int(time.time() * 1000))
@@ -246,8 +251,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
             low = low_degree_metrics(result)
             if low:
                 values.update({f"low_{key}": value for key, value in low.items() if key != "count"})
+            for prefix, subset in zip(SUBSET_PREFIXES, SUBSETS):
+                metrics = result.get("subsets", {}).get(subset, {})
+                values.update({f"{prefix}{key}": value for key, value in metrics.items() if key != "count"})
+            values.update({f"global_{key}": value for key, value in result.get("global", {}).items()})
             for key, value in values.items():
-                if key != "count":
+                if key != "count" and value is not None and np.isfinite(value):  # an empty subset: none
                     table.setdefault(method, {}).setdefault(key, []).append(float(value))
     return {method: {key: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
                      for key, v in metrics.items()} for method, metrics in table.items()}

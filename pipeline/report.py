@@ -35,7 +35,10 @@ OUTPUT_PATH = Path("docs/report.md")
 BLADE = "blade"
 ABLATIONS = ("no_adaptive", "no_bias")
 LABELS = {"blade": "BLADE (tuned)", "no_adaptive": "w/o LA", "no_bias": "w/o B", "daemon": "DAEMON",
-          "sage": "GraphSAGE (undirected)", "popularity": "popularity", "cooccurrence": "co-occurrence"}
+          "sage": "GraphSAGE (undirected)", "popularity": "popularity", "cooccurrence": "co-occurrence",
+          "walk": "walk on A + A^T", "walk_directed": "walk on A", "rp3beta": "RP3beta on A + A^T",
+          "rp3beta_directed": "RP3beta on A", "item_knn": "item-kNN"}
+GLOBAL = ["global_auc", "global_hits@20", "global_hits@50", "global_hits@100"]
 METRICS = [f"{kind}@{k}" for kind in ("hit_rate", "mrr") for k in (5, 10, 20)]
 SHORT = {"hit_rate": "HR", "mrr": "MRR"}
 TUNED_KEYS = ["alpha_multiplier", "d_min", "n_min", "n_max", "h_max", "beta", "learning_rate", "dim"]
@@ -141,6 +144,9 @@ def gain_range(reports: list[dict[str, Any]], prefix: str = "",
 def metrics_table(report: dict[str, Any], prefix: str) -> list[str]:
     columns = [prefix + metric for metric in METRICS] + ([] if prefix else ["direction_auc"])
     header = ["method"] + [short(metric) for metric in METRICS] + ([] if prefix else ["direction AUC"])
+    if prefix == "global_":
+        columns = GLOBAL
+        header = ["method", "AUC", "Hits@20", "Hits@50", "Hits@100"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     best = {column: max(np.nan_to_num(mean(report, m, column), nan=-1) for m in report["summary"])
             for column in columns}  # every method at the best value is bold (ties)
@@ -149,6 +155,18 @@ def metrics_table(report: dict[str, Any], prefix: str) -> list[str]:
                                  for column in columns]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def subset_lines(report: dict[str, Any]) -> list[str]:
+    """The two subsets and the global link metric, where the results have them."""
+    if not any(key.startswith("rev_") for values in report["summary"].values() for key in values):
+        return []
+    return (["Test edges q -> v whose reverse v -> q is a training edge:", ""] + metrics_table(report, "rev_")
+            + ["", "The other test edges (reverse not in training):", ""] + metrics_table(report, "oth_")
+            + ["", "Global link metric: every ranked test edge against one seeded pool of "
+               f"{report.get('evaluate', {}).get('non_edges', 'the')} uniform non-edges (OGB's Hits@K: "
+               "the share of edges above the K-th best non-edge), with the direction calibration "
+               "each method got:", ""] + metrics_table(report, "global_") + [""])
 
 
 def paired_difference(report: dict[str, Any], other: str, metric: str) -> tuple[float, float, int, int]:
@@ -367,9 +385,9 @@ def ablation_table(ablation: dict[str, Any], code: str | None = None) -> list[st
     rows = ablation["rows"]
     ours = rows.get("ours", {}).get("best_val_mrr@10")
     stale = [name for name, row in rows.items() if code is not None and row.get("code") != code]
-    lines = ["| row | changes | val MRR@10 | vs ours | untrained | low-degree val MRR@10 | val direction AUC "
-             "| best epoch / epochs | s / epoch | time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| row | changes | val MRR@10 | vs ours | with walk channel | untrained | low-degree val MRR@10 "
+             "| val direction AUC | best epoch / epochs | s / epoch | time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, row in rows.items():
         best = row["best_val_mrr@10"]
         delta = "" if ours is None or name == "ours" else f"{best - ours:+.4f}"
@@ -377,7 +395,7 @@ def ablation_table(ablation: dict[str, Any], code: str | None = None) -> list[st
         shown = f"{name} (earlier code)" if name in stale else name
         lines.append(
             f"| {shown} | {overrides_text(row)} | {'**' if name == 'ours' else ''}{best:.4f}"
-            f"{'**' if name == 'ours' else ''} | {delta} | "
+            f"{'**' if name == 'ours' else ''} | {delta} | {_optional(row.get('val_mrr@10_scored'))} | "
             f"{_optional(untrained)} | {_optional(row.get('val_low_mrr@10'))} | "
             f"{_optional(row.get('val_direction_auc'))} | "
             f"{row['best_epoch']} / {row['epochs']} | "
@@ -637,7 +655,7 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
                   f"{run['evaluated_edges']:,} ranked test edges per seed.", "",
                   "All queries:", ""] + metrics_table(report, "") + [
                   "", "Low-degree queries (training in-degree <= 2):", ""] + metrics_table(report, "low_") + [
-                  ""] + gain_lines(report) + [""]
+                  ""] + subset_lines(report) + gain_lines(report) + [""]
     lines += ["## By query in-degree", "",
               f"![HitRate@10 by in-degree bucket]({rel}/hit_rate_by_degree.png)", "",
               f"![HitRate@10 and MRR@10 per method]({rel}/overall.png)", "",

@@ -25,6 +25,7 @@ VARIANTS = Literal["blade", "no_adaptive", "no_bias", "daemon", "sage"]
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+StepWeights = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=1, max_length=3)]
 
 
 class _Section(BaseModel):
@@ -95,6 +96,7 @@ class TrainSettings(_Section):
     source_prior: bool = True
     prior_lr_factor: Annotated[float, Field(gt=0.0)] = 1.0
     calibrate_direction: bool = True
+    walk_channel: bool = True
     dim: PositiveInt = 64
     num_layers: PositiveInt = 2
     aggregation: Literal["mean", "sum", "degree_weighted"] = "mean"
@@ -205,11 +207,36 @@ class RegistrySettings(_Section):
     variant: VARIANTS = "blade"
 
 
+class BaselineSettings(_Section):
+    """The training-free recommenders' grids; each baseline keeps its best point on validation."""
+
+    walk_weights: list[StepWeights] = Field(
+        default_factory=lambda: [[1.0, 1.0, 1.0], [1.0, 3.0, 3.0], [1.0, 3.0, 9.0], [1.0, 1.0, 0.0],
+                                 [0.0, 1.0, 1.0]], min_length=1)
+    rp3beta_alpha: list[Annotated[float, Field(gt=0.0)]] = Field(
+        default_factory=lambda: [0.5, 0.75, 1.0], min_length=1)
+    rp3beta_beta: list[Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=lambda: [0.0, 0.25], min_length=1)
+    item_knn_shrink: list[Annotated[float, Field(ge=0.0)]] = Field(
+        default_factory=lambda: [0.0, 10.0, 100.0], min_length=1)
+    val_queries: PositiveInt = 2000
+    calibrate_direction: bool = True
+
+    @model_validator(mode="after")
+    def _walks_move(self) -> BaselineSettings:
+        for weights in self.walk_weights:
+            if max(weights) <= 0:
+                raise ValueError(f"walk_weights: every walk needs a step weight > 0, got {weights}")
+        return self
+
+
 class EvaluateSettings(_Section):
     split: Literal["test", "val"] = "test"
     max_queries: NonNegativeInt = 20000
     ks: list[PositiveInt] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
     low_degree_max: NonNegativeInt = 2
+    non_edges: NonNegativeInt = 20000
+    baselines: BaselineSettings = BaselineSettings()
 
 
 class CompareTuneSettings(_Budget):

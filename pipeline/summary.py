@@ -28,7 +28,10 @@ SHORT_NAMES = {"neighbourhood.alpha_multiplier": "alpha x", "neighbourhood.d_min
                "neighbourhood.h_max": "h_max", "neighbourhood.beta": "beta",
                "train.learning_rate": "lr", "train.dim": "dim"}
 METHOD_LABELS = {"blade": "BLADE", "sage": "GraphSAGE", "popularity": "popularity",
-                 "cooccurrence": "2-hop co-occurrence"}
+                 "cooccurrence": "2-hop co-occurrence", "walk": "walk on A + A^T",
+                 "walk_directed": "walk on A", "rp3beta": "RP3beta on A + A^T",
+                 "rp3beta_directed": "RP3beta on A", "item_knn": "item-kNN"}
+TRAINED = ("blade", "no_adaptive", "no_bias", "daemon", "sage")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,17 +70,30 @@ def ranking_lines(evaluate: dict[str, Any] | None) -> list[str]:
     lines = [f"Test ranking on {evaluate['dataset']}: {evaluate['evaluated_edges']:,} of "
              f"{evaluate['split_edges']:,} {evaluate['split']} edges, seed {evaluate['seed']}, "
              f"filtered; {low_bucket.replace(':', ' =')} (training in-degree)",
-             f"  {'method':<20} {'HR@10':>7} {'MRR@10':>7} {'low HR@10':>10} {'low MRR@10':>11} "
-             f"{'dir AUC':>8}"]
+             f"  {'method':<20} {'HR@10':>6} {'MRR@10':>6} {'low HR':>6} {'low MRR':>7} "
+             f"{'rev MRR':>7} {'oth MRR':>7} {'dir AUC':>7} {'Hits@50':>7}"]
+    nan = float("nan")
     for name, result in evaluate["methods"].items():
         overall = result["overall"]
         low = next((bucket for key, bucket in result.get("buckets", {}).items() if key.startswith("low")),
                    {})
+        subsets = list(result.get("subsets", {}).values()) or [{}, {}]
         auc = result.get("direction_auc")
-        lines.append(f"  {METHOD_LABELS.get(name, name):<20} {overall['hit_rate@10']:>7.4f} "
-                     f"{overall['mrr@10']:>7.4f} {low.get('hit_rate@10', float('nan')):>10.4f} "
-                     f"{low.get('mrr@10', float('nan')):>11.4f} "
-                     f"{'' if auc is None else f'{auc:.4f}':>8}")
+        lines.append(f"  {METHOD_LABELS.get(name, name):<20} {overall['hit_rate@10']:>6.4f} "
+                     f"{overall['mrr@10']:>6.4f} {low.get('hit_rate@10', nan):>6.4f} "
+                     f"{low.get('mrr@10', nan):>7.4f} {subsets[0].get('mrr@10', nan):>7.4f} "
+                     f"{subsets[1].get('mrr@10', nan):>7.4f} "
+                     f"{'' if auc is None else f'{auc:.4f}':>7} "
+                     f"{result.get('global', {}).get('hits@50', nan):>7.4f}")
+    baselines = {name: result["overall"]["mrr@10"] for name, result in evaluate["methods"].items()
+                 if name not in TRAINED}
+    if "blade" in evaluate["methods"] and baselines:
+        best = max(baselines, key=baselines.get)
+        ours = evaluate["methods"]["blade"]["overall"]["mrr@10"]
+        lines.append(f"  best baseline: {METHOD_LABELS.get(best, best)} (MRR@10 {baselines[best]:.4f}); "
+                     f"BLADE {100 * (ours / baselines[best] - 1):+.1f}%")
+    lines.append("  rev: test edges whose reverse is a training edge; oth: the others; Hits@50: "
+                 "against one pool of uniform non-edges")
     return lines
 
 

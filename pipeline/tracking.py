@@ -383,12 +383,17 @@ def summary_metrics(values: dict[str, Any], prefix: str = "run") -> dict[str, fl
 def evaluation_metrics(result: dict[str, Any], split: str = "test") -> dict[str, float]:
     """One method's evaluation (``models.evaluation.evaluate_scorer``) as metrics, named alike in
     every experiment: ``test/mrr@10``, ``test/direction_auc``, ``test/low/mrr@10``,
-    ``test/q1/mrr@10``, ... (``@`` reads ``_at_`` in MLflow)."""
+    ``test/q1/mrr@10``, ``test/reverse_in_training/mrr@10``, ``test/global/hits@50``, ... (``@``
+    reads ``_at_`` in MLflow)."""
     metrics = {f"{split}/{key}": value for key, value in result["overall"].items()}
     metrics[f"{split}/direction_auc"] = result.get("direction_auc")
     for bucket, values in result.get("buckets", {}).items():
         label = bucket.split(":")[0].strip().replace(" ", "_")
         metrics.update({f"{split}/{label}/{key}": value for key, value in values.items()})
+    for subset, values in result.get("subsets", {}).items():
+        label = subset.replace(" ", "_")
+        metrics.update({f"{split}/{label}/{key}": value for key, value in values.items()})
+    metrics.update({f"{split}/global/{key}": value for key, value in result.get("global", {}).items()})
     return {key: float(value) for key, value in metrics.items()
             if value is not None and math.isfinite(float(value))}
 

@@ -78,9 +78,12 @@ def fit_variant(
     callbacks: list[pl.Callback] | None = None,
     logger: Any = False,
     progress: bool = True,
+    walk_channel: bool = True,
 ) -> FitResult:
     """Train one variant (:func:`models.training.fit_module`); resume from
-    ``checkpoint_dir/last.ckpt`` if it has the same fingerprint of settings, seed and graph."""
+    ``checkpoint_dir/last.ckpt`` if it has the same fingerprint of settings, seed and graph.
+    The walk channel is fitted when ``walk_channel``, ``train.walk_channel`` and the variant has
+    one (tuning trials pass False: their objective is the embeddings' validation MRR@10)."""
     variant = get_variant(variant_name)
     config = as_settings(config, TrainSettings)
     neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
@@ -89,14 +92,18 @@ def fit_variant(
     stamp = fingerprint(variant_name, neighbourhood.model_dump(), config.model_dump(), seed,
                         graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
     return fit_module(module, config, seed, checkpoint_dir, stamp, callbacks, logger, progress,
-                      label=variant_name)
+                      label=variant_name,
+                      walk_channel=walk_channel and config.walk_channel and variant.walk_channel)
 
 
-def save_embeddings(path: Path, module: LinkPredictionModule, variant: str) -> None:
-    source, target = module.embeddings()
+def save_embeddings(path: Path, result: FitResult, variant: str) -> None:
+    """``embeddings.pt``: source / target embeddings, score scale and the walk channel (None
+    without one), what evaluate, export and compare read (:func:`models.evaluation.saved_scorers`)."""
+    source, target = result.module.embeddings()
+    walk = result.walk_channel.to_dict() if result.walk_channel is not None else None
     with atomic_path(path) as tmp:
         torch.save({"variant": variant, "source": source, "target": target,
-                    "scale": float(module.encoder.scale.detach())}, tmp)
+                    "scale": float(result.module.encoder.scale.detach()), "walk_channel": walk}, tmp)
 
 
 def tuned_study() -> dict[str, Any] | None:
@@ -159,17 +166,22 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
                 raise
             out = tmp / name
             out.mkdir()
-            save_embeddings(out / "embeddings.pt", result.module, name)
+            save_embeddings(out / "embeddings.pt", result, name)
             if result.best_checkpoint is not None:
                 shutil.copy(result.best_checkpoint, out / "model.ckpt")
             edges_per_second = graph.train.shape[1] / result.seconds_per_epoch
             summary = {
                 "variant": name, "best_val_mrr@10": round(result.best_score, 5),
+                "walk_channel": result.walk_fit,
                 "epochs": result.epochs, "seconds": round(result.seconds, 1),
                 "seconds_per_epoch": round(result.seconds_per_epoch, 2),
                 "train_edges_per_second": round(edges_per_second),
             }
             tracking.log_metrics(client, run_id, tracking.summary_metrics(summary))
+            if result.walk_fit is not None:
+                tracking.log_metrics(client, run_id, {
+                    "best/val_mrr@10_walk_channel": result.walk_fit["val_mrr@10"],
+                    "run/walk_channel_weight": result.walk_fit["weight"]})
             client.set_terminated(run_id, "FINISHED")
             write_json(out / "summary.json", {**summary, "mlflow_run_id": run_id,
                                               "tuned_trial": study["trial"] if study else None})

@@ -291,7 +291,7 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             result = fit_variant(
                 TUNED_VARIANT, graph, chosen["neighbourhood"], chosen["train"], seed, None,
                 callbacks=[tracking.EpochMetricsLogger(client, run_id), pruning],
-                progress=False)
+                progress=False, walk_channel=False)
             state = "COMPLETE"
             tracking.log_metrics(client, run_id, {"run/seconds_per_epoch": result.seconds_per_epoch})
             return result.best_score

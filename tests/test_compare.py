@@ -40,8 +40,12 @@ def test_compare_tunes_then_runs_every_seed_and_resumes(in_project_tmp, monkeypa
     report = compare.main(params, args)
     assert report["name"] == "mine" and report["seeds"] == [0, 1]
     assert [run["seed"] for run in report["runs"]] == [0, 1]
-    methods = {"blade", "daemon", "sage", "popularity", "cooccurrence"}
+    methods = {"blade", "daemon", "sage", "popularity", "cooccurrence", "walk", "walk_directed", "rp3beta",
+               "rp3beta_directed", "item_knn"}
     assert all(set(run["methods"]) == methods for run in report["runs"])
+    # every baseline's grid point was chosen on validation edges, and the summary has the subsets
+    assert report["runs"][0]["methods"]["walk"]["settings"]["chosen"]["weights"] is not None
+    assert {"rev_mrr@10", "oth_mrr@10", "global_hits@50"} <= set(report["summary"]["walk"])
 
     # the study: 3 trials on seed 0's split, trial 0 = params.yaml's values (n_max 3, dim 8)
     tuned = report["tuned"]

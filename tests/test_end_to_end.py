@@ -80,7 +80,10 @@ def test_train_and_evaluate_outputs(tiny_project: Path):
         assert (tiny_project / "outputs" / "train" / variant / "embeddings.pt").is_file()
         assert (tiny_project / "outputs" / "train" / variant / "model.ckpt").is_file()
     evaluation = json.loads((tiny_project / "metrics" / "evaluate.json").read_text())
-    assert set(evaluation["methods"]) == {"blade", "sage", "popularity", "cooccurrence"}
+    assert set(evaluation["methods"]) == {"blade", "sage", "popularity", "cooccurrence", "walk",
+                                          "walk_directed", "rp3beta", "rp3beta_directed", "item_knn"}
+    assert evaluation["methods"]["blade"]["global"]["auc"] >= 0.0  # the global metric is computed
+    assert set(evaluation["methods"]["walk"]["subsets"]) == {"reverse in training", "reverse not in training"}
     test_edges = json.loads((tiny_project / "metrics" / "ingest.json").read_text())["test_edges"]
     assert evaluation["evaluated_edges"] == test_edges
     for result in evaluation["methods"].values():
@@ -298,7 +301,8 @@ def test_compare_and_report_on_a_user_edge_list(tiny_project: Path):
          "--trials", "2", "--variants", "blade", "daemon"], tiny_project)
     saved = json.loads((tiny_project / "reports" / "compare" / "mine.json").read_text())
     assert saved["seeds"] == [0, 1] and saved["tuned"]["trials"]["complete"] == 2
-    assert set(saved["summary"]) == {"blade", "daemon", "popularity", "cooccurrence"}
+    assert set(saved["summary"]) == {"blade", "daemon", "popularity", "cooccurrence", "walk", "walk_directed",
+                                     "rp3beta", "rp3beta_directed", "item_knn"}
     run(["blade", "report", "--headline", "mine"], tiny_project)
     text = (tiny_project / "docs" / "report.md").read_text()
     assert "- **mine, all queries:** BLADE vs the best other method" in text

@@ -12,6 +12,13 @@ EVALUATE = {
                               "low: d_in <= 2": {"hit_rate@10": 0.5, "mrr@10": 0.25}}},
         "sage": {"overall": {"hit_rate@10": 0.5, "mrr@10": 0.125}, "direction_auc": 0.5,
                  "buckets": {"low: d_in <= 2": {"hit_rate@10": 0.25, "mrr@10": 0.0625}}},
+        "walk": {"overall": {"hit_rate@10": 0.75, "mrr@10": 0.4}, "direction_auc": 0.625,
+                 "buckets": {"low: d_in <= 2": {"hit_rate@10": 0.5, "mrr@10": 0.125}},
+                 "subsets": {"reverse in training": {"mrr@10": 0.75},
+                             "reverse not in training": {"mrr@10": 0.25}},
+                 "global": {"auc": 0.9, "hits@50": 0.375}},
+        "popularity": {"overall": {"hit_rate@10": 0.25, "mrr@10": 0.0625}, "direction_auc": 0.75,
+                       "buckets": {}},
     },
 }
 TUNE = {"best_val_mrr@10": 0.4375, "best_trial": 0, "trials_complete": 2, "trials_pruned": 1,
@@ -39,10 +46,15 @@ def test_summary_shows_the_chosen_trial_each_method_and_where_the_recommendation
     assert max(map(len, lines)) <= 100
     assert "chosen trial 0 (validation MRR@10 0.4375)" in text
     assert "  chosen: alpha x 1, n_max 10, lr 0.02" in lines
-    # one row per method: HR@10, MRR@10, then the low-degree bucket's (not q1's), then direction AUC
-    assert [line.split() for line in lines if line.startswith(("  BLADE", "  GraphSAGE"))] == [
-        ["BLADE", "0.7500", "0.5000", "0.5000", "0.2500", "0.8750"],
-        ["GraphSAGE", "0.5000", "0.1250", "0.2500", "0.0625", "0.5000"]]
+    # one row per method: HR@10, MRR@10, then the low-degree bucket's (not q1's), the two subsets,
+    # direction AUC and the global Hits@50 (nan where a result predates them)
+    assert [line.split() for line in lines if line.startswith(("  BLADE", "  GraphSAGE", "  walk"))] == [
+        ["BLADE", "0.7500", "0.5000", "0.5000", "0.2500", "nan", "nan", "0.8750", "nan"],
+        ["GraphSAGE", "0.5000", "0.1250", "0.2500", "0.0625", "nan", "nan", "0.5000", "nan"],
+        ["walk", "on", "A", "+", "A^T", "0.7500", "0.4000", "0.5000", "0.1250", "0.7500", "0.2500",
+         "0.6250", "0.3750"]]
+    # the best baseline by MRR@10 (the walk, not popularity; GraphSAGE is a trained model): 0.5 / 0.4
+    assert "  best baseline: walk on A + A^T (MRR@10 0.4000); BLADE +25.0%" in lines
     assert "low = d_in <= 2" in text
     assert "1,234 queries, top-20 each, 6,552 queries/s" in text
     assert "recommendations: outputs/score/recommendations.parquet" in text
