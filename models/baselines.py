@@ -236,27 +236,31 @@ def walk_scores(edge_index: torch.Tensor, num_nodes: int, weights: Sequence[floa
 
 def rp3beta_scores(edge_index: torch.Tensor, num_nodes: int, alpha: float, beta: float,
                    symmetric: bool) -> SparseRecommender:
-    r"""RP3beta (Paudel et al. 2017) on the product graph.
+    r"""RP3beta (Paudel et al. 2017) on the product graph, as item-based collaborative filtering.
 
-    The query's profile is its out-neighbours (binary row a_q of A, or of A + A^T); three
-    steps of P^alpha (P row-normalised, entries raised to alpha) from there, each target
-    divided by its popularity to the beta:
+    In user-item data RP3beta walks user -> item -> user -> item. Here the query product q plays
+    the user with its out-neighbours as its items: q -> j (an out-neighbour), j <- v (another
+    product that links to j), v -> x. With P_out = D_out^{-1} A and P_in = D_in^{-1} A^T, every
+    transition probability raised to alpha and the target divided by its popularity to the beta:
 
     .. math::
-        \mathrm{score}(q, x) = (a_q P^{\alpha} P^{\alpha})_x \,/\, d_{in}(x)^{\beta}
+        \mathrm{score}(q, x) = (P_{out}^{\alpha}\, P_{in}^{\alpha}\, P_{out}^{\alpha})_{qx}
+                               \,/\, d_{in}(x)^{\beta}
 
-    (on the symmetrised graph d_in is the degree there). alpha 1, beta 0 is P3, a 3-step walk.
+    On the symmetrised graph (A + A^T) both P are the random-walk matrix and it is a 3-step walk
+    (alpha 1, beta 0: P3).
     """
     if alpha <= 0 or beta < 0:
         raise ValueError(f"RP3beta needs alpha > 0 and beta >= 0, got {alpha}, {beta}")
     adjacency = binary_adjacency(edge_index, num_nodes, symmetric)
-    transition = transition_matrix(adjacency, alpha)
+    forward = transition_matrix(adjacency, alpha)
+    backward = forward if symmetric else transition_matrix(adjacency.T.tocsr(), alpha)
     in_degree = np.asarray(adjacency.sum(axis=0), dtype=np.float64).reshape(-1)
     penalty = np.zeros_like(in_degree)
     np.power(in_degree, -beta, out=penalty, where=in_degree > 0)
 
     def factors(queries: np.ndarray) -> list[tuple[float, sp.spmatrix, sp.csr_matrix]]:
-        return [(1.0, adjacency[queries] @ transition, transition)]
+        return [(1.0, forward[queries] @ backward, forward)]
 
     return SparseRecommender(factors, popularity_fallback(edge_index, num_nodes),
                              penalty.astype(np.float32))

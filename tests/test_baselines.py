@@ -118,20 +118,23 @@ def test_directed_walk_follows_edges_only():
         walk_scores(TRAIN, N, (0, 0), symmetric=False)
 
 
-def test_rp3beta_divides_three_steps_by_popularity():
+def test_rp3beta_is_item_based_cf_divided_by_popularity():
     from models.baselines import rp3beta_scores
 
-    # directed, alpha 1: a_0 = [0, 1, 1, 0, 0]; a_0 P = P1 + P2 = [0, 0, 1/2, 3/2, 0];
-    # (a_0 P) P = P2 / 2 + 3 P3 / 2 = [0, 0, 0, 1/2, 3/2] (P3 = [0, 0, 0, 0, 1])
+    # directed: q -> j -> (j's in-neighbours v) -> v's out-neighbours.
+    # P_out rows P0 = [0, 1/2, 1/2, 0, 0], P1 = [0, 0, 1/2, 1/2, 0]; P_in rows (in-neighbours):
+    # j = 1: [1, 0, 0, 0, 0], j = 2: [1/2, 1/2, 0, 0, 0].
+    # P0 P_in = [3/4, 1/4, 0, 0, 0]; times P_out: 3/4 P0 + 1/4 P1 = [0, 3/8, 1/2, 1/8, 0]
     plain = rp3beta_scores(TRAIN, N, alpha=1.0, beta=0.0, symmetric=False)(torch.tensor([0]))[0]
-    torch.testing.assert_close(plain, torch.tensor([*FALLBACK[:3].tolist(), 0.5, 1.5]))
-    # beta 1: divided by d_in = 2 (node 3) and 1 (node 4)
+    torch.testing.assert_close(plain, torch.tensor([FALLBACK[0], 0.375, 0.5, 0.125, FALLBACK[4]]))
+    # beta 1: divided by d_in = 1, 2, 2 (nodes 1, 2, 3)
     penalised = rp3beta_scores(TRAIN, N, alpha=1.0, beta=1.0, symmetric=False)(torch.tensor([0]))[0]
-    torch.testing.assert_close(penalised[3:], torch.tensor([0.25, 1.5]))
-    # alpha 0.5 raises each transition probability: row 0 of P^0.5 is [0, 0.707, 0.707, 0, 0]
+    torch.testing.assert_close(penalised[1:4], torch.tensor([0.375, 0.25, 0.0625]))
+    # alpha 0.5 raises each probability to 0.5 (h = 0.5 ** 0.5): P0 P_in -> [h + 1/2, 1/2, 0, 0, 0],
+    # then (h + 1/2) P0 + 1/2 P1 -> [0, 1/2 + h/2, 1/2 + h, h/2, 0]
     root = rp3beta_scores(TRAIN, N, alpha=0.5, beta=0.0, symmetric=False)(torch.tensor([0]))[0]
-    half = 0.5 ** 0.5
-    torch.testing.assert_close(root[3:], torch.tensor([half, half + 1.0]))
+    h = 0.5 ** 0.5
+    torch.testing.assert_close(root[1:4], torch.tensor([0.5 + h / 2, 0.5 + h, h / 2]))
 
 
 def test_item_knn_is_cosine_of_neighbour_sets_with_shrink():

@@ -154,7 +154,7 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
     text = report.render([SMALL], output, headline="small", ablations=[ABLATION])
     assert (tmp_path / "docs" / "report" / "training_curves.png").stat().st_size > 0
     # one row per choice, with its difference to ours (0.25 - 0.30) and its untrained start
-    assert ("| ours | params.yaml | **0.3000** |  | 0.2000 | 0.2500 | 0.8123 | 2 / 3 | 10.0 | "
+    assert ("| ours | params.yaml | **0.3000** |  |  | 0.2000 | 0.2500 | 0.8123 | 2 / 3 | 10.0 | "
             "1.5 min |") in text
     # a row without a direction AUC (an older file) leaves the cell empty; without this code's
     # digest it is marked as trained by earlier code
