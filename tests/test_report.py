@@ -158,7 +158,7 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
             "1.5 min |") in text
     # a row without a direction AUC (an older file) leaves the cell empty; without this code's
     # digest it is marked as trained by earlier code
-    assert ("| no target prior (earlier code) | target_prior=none | 0.2500 | -0.0500 | 0.1000 |  |  | "
+    assert ("| no target prior (earlier code) | target_prior=none | 0.2500 | -0.0500 |  | 0.1000 |  |  | "
             "1 / 2 | 12.5 | 0.5 min |") in text
     assert "1 of 2 rows were trained with earlier code" in text
     # a pending row that has no result at all is named (the stale one is already in the table)
