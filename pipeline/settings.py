@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import ConfigError
 
@@ -177,6 +177,38 @@ class TuneSettings(_Budget):
         for key in self.space:
             _check_tunable(key, "space: ")
         return self
+
+    @field_validator("storage")
+    @classmethod
+    def _no_password(cls, url: str) -> str:
+        """params.yaml, dvc.lock and MLflow record this URL: a password in it would leak."""
+        if url_password(url):
+            raise ValueError(f"the URL carries a password; leave it out ({STORAGE_PASSWORD_HELP})")
+        return url
+
+
+# Where a storage password goes instead of tune.storage (read when the storage is opened).
+STORAGE_PASSWORD_VARIABLE = "BLADE_STORAGE_PASSWORD"
+STORAGE_PASSWORD_HELP = (f"PostgreSQL reads PGPASSWORD or ~/.pgpass; any database: "
+                         f"the environment variable {STORAGE_PASSWORD_VARIABLE}")
+PASSWORD_QUERY_KEYS = {"password", "passwd", "pwd", "pass"}
+
+
+def url_password(url: str) -> bool:
+    """Whether a SQLAlchemy URL holds a password: ``user:pw@host`` (any characters in pw, ``/``
+    and ``@`` included) or a query parameter such as ``?password=...``."""
+    from urllib.parse import parse_qsl
+
+    scheme, separator, rest = str(url).partition("://")
+    if not separator:
+        return False
+    location, _, query = rest.partition("?")
+    if any(key.lower() in PASSWORD_QUERY_KEYS for key, _ in parse_qsl(query, keep_blank_values=True)):
+        return True
+    if scheme.startswith("sqlite"):
+        return False  # a file path: '@' and ':' are only characters of it
+    credentials, at, _ = location.rpartition("@")
+    return bool(at) and ":" in credentials
 
 
 class ExportSettings(_Section):

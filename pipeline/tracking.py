@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from models.training import is_rank_zero
+from pipeline.settings import PASSWORD_QUERY_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,10 @@ def client():
     global _uri_set_here
     quiet_mlflow()
     uri = tracking_uri()
-    _uri_set_here = uri
+    if _user_override() is None:
+        # only our own default is remembered: the user's URI stays the user's on every later call
+        # (remembering it made the second client() fall back to the local store)
+        _uri_set_here = uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     with _local_store_lock(uri):
@@ -281,16 +285,25 @@ def environment() -> dict[str, Any]:
 
 
 def redact_url(url: str) -> str:
-    """A storage URL with its password replaced by ``***`` (``postgresql://user:***@host/db``),
-    for everything that is logged, tagged or written; other URLs and paths are unchanged."""
+    """A storage URL with its password replaced by ``***`` (``postgresql://user:***@host/db``,
+    ``...?password=***``), for everything that is logged, tagged or written; other URLs and
+    paths are unchanged. params.yaml refuses passwords in URLs (:func:`pipeline.settings.url_password`):
+    this is the second line, for URLs that come from elsewhere."""
+    from urllib.parse import parse_qsl, quote
+
     scheme, separator, rest = str(url).partition("://")
     if not separator:
         return str(url)
-    credentials, at, location = rest.rpartition("@")
-    if not at or ":" not in credentials or "/" in credentials:
-        return str(url)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{location}"
+    location, question, query = rest.partition("?")
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{quote(key)}={'***' if key.lower() in PASSWORD_QUERY_KEYS else quote(value)}"
+                         for key, value in pairs)
+    if not scheme.startswith("sqlite"):
+        credentials, at, host = location.rpartition("@")
+        if at and ":" in credentials:
+            location = f"{credentials.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{location}{question}{query}"
 
 
 # params.yaml keys as the MLflow UI shows them: its run table cuts headers at about 14

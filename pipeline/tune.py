@@ -3,6 +3,8 @@
     blade tune                                     # what `dvc repro tune` runs
     blade tune --set tune.n_trials=20 --set tune.timeout_seconds=3600
     blade tune --set tune.storage=postgresql://user@host/optuna    # several workers, one study
+                                                   # (password: PGPASSWORD, ~/.pgpass or
+                                                   # BLADE_STORAGE_PASSWORD, never the URL)
 
 Each trial trains the ``blade`` variant until early stopping (or for at most ``tune.max_epochs``
 epochs, when set) with the trial's
@@ -34,6 +36,7 @@ values, per-epoch metrics, its state and the environment. Outputs: ``outputs/tun
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,12 +45,13 @@ from typing import Any
 
 import optuna
 import pytorch_lightning as pl
+import sqlalchemy.engine
 import sqlalchemy.exc
 
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
-from pipeline.settings import SearchRange, TuneSettings, as_settings, typed
+from pipeline.settings import STORAGE_PASSWORD_VARIABLE, SearchRange, TuneSettings, as_settings, typed
 from pipeline.storage import whole_outputs, write_json
 from pipeline.train import MONITOR, TUNED_PARAMS_PATH, TrainingDivergedError, fit_variant
 
@@ -97,6 +101,7 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
     Workers started together on an empty database all create Optuna's tables; PostgreSQL lets one
     win and fails the others with a unique violation in its catalog (``CREATE TABLE`` is not safe
     against itself). The tables then exist: the losers retry."""
+    url = with_storage_password(url)
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():  # heartbeats are marked experimental
@@ -110,6 +115,15 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
             log.info("tune: storage not ready (%s), retrying", type(error.orig).__name__)
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def with_storage_password(url: str) -> str:
+    """``url`` with the password of ``$BLADE_STORAGE_PASSWORD`` when it is set (the URL itself
+    never has one: params.yaml refuses it). Only the storage connection sees the result."""
+    password = os.environ.get(STORAGE_PASSWORD_VARIABLE)
+    if not password:
+        return url
+    return sqlalchemy.engine.make_url(url).set(password=password).render_as_string(hide_password=False)
 
 
 def open_study(name: str, storage: optuna.storages.RDBStorage, sampler, pruner) -> tuple[optuna.Study, bool]:

@@ -95,6 +95,18 @@ PARAMETER_FILES = {
     "set without a value": ({}, ["--set", "train.dim"], r"override 'train\.dim': expected KEY=VALUE"),
     "set of a misspelt key": ({}, ["--set", "train.dimm=3"],
         r"--set train\.dimm=3: train\.dimm: unknown key"),
+    # params.yaml, dvc.lock and MLflow would record a password in the storage URL
+    "storage password, escaped '/'": (
+        {"tune": {"storage": "postgresql+psycopg2://blade:pw%2FSECRET@127.0.0.1:55432/optuna"}}, [],
+        r"params\.yaml: tune\.storage: the URL carries a password; leave it out \(PostgreSQL reads "
+        r"PGPASSWORD or ~/\.pgpass; .*BLADE_STORAGE_PASSWORD\)"),
+    "storage password with '/'": ({"tune": {"storage": "postgresql://blade:pw/SECRET@host/optuna"}}, [],
+                                  r"params\.yaml: tune\.storage: the URL carries a password"),
+    "storage password as a query": (
+        {"tune": {"storage": "postgresql://blade@host/optuna?password=SECRET"}}, [],
+        r"params\.yaml: tune\.storage: the URL carries a password"),
+    "storage password in --set": ({}, ["--set", "tune.storage=mysql://u:p@ss@host/db"],
+                                  r"tune\.storage: the URL carries a password"),
 }
 
 

@@ -58,6 +58,17 @@ def test_the_store_is_absolute_and_mlflow_tracking_uri_overrides_it(in_project_t
     assert tracking.artifact_root() is None  # the server decides where artifacts go
 
 
+def test_the_users_tracking_uri_holds_for_every_later_client(in_project_tmp, monkeypatch):
+    users = f"sqlite:///{in_project_tmp / 'shared' / 'mlflow.db'}"
+    (in_project_tmp / "shared").mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", users)
+    for _ in range(3):  # the second call used to fall back to mlruns/mlflow.db
+        client = tracking.client()
+        assert client.tracking_uri == users and tracking.tracking_uri() == users
+        assert tracking.artifact_root() is None
+    assert not (in_project_tmp / "mlruns" / "mlflow.db").exists()
+
+
 def test_only_rank_zero_writes_to_the_store(in_project_tmp, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("LOCAL_RANK", "1")  # what Lightning sets in the second DDP process

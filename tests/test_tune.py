@@ -131,8 +131,20 @@ def test_code_digest_follows_the_model_and_training_code(tmp_path):
 @pytest.mark.parametrize(("url", "shown"), [
     ("postgresql://optuna:s3cret@db.example:5432/studies", "postgresql://optuna:***@db.example:5432/studies"),
     ("mysql+pymysql://u:p@ss:word@host/db", "mysql+pymysql://u:***@host/db"),  # '@' in the password
+    ("postgresql://blade:pw/SECRET@host/db", "postgresql://blade:***@host/db"),  # '/' in the password
+    ("postgresql://blade@host/db?sslmode=require&password=SECRET",
+     "postgresql://blade@host/db?sslmode=require&password=***"),
     ("postgresql://optuna@host/db", "postgresql://optuna@host/db"),  # no password: nothing to hide
+    ("sqlite:////tmp/a:b@c/optuna.db", "sqlite:////tmp/a:b@c/optuna.db"),  # a path, not credentials
     ("sqlite:////work/outputs/tune/optuna.db", "sqlite:////work/outputs/tune/optuna.db"),
 ])
 def test_storage_passwords_are_redacted(url, shown):
     assert tracking.redact_url(url) == shown
+
+
+def test_the_storage_password_comes_from_the_environment_only_at_connection(monkeypatch):
+    url = "postgresql+psycopg2://blade@db.example:5432/optuna"
+    monkeypatch.delenv("BLADE_STORAGE_PASSWORD", raising=False)
+    assert tune_stage.with_storage_password(url) == url
+    monkeypatch.setenv("BLADE_STORAGE_PASSWORD", "pw/SECRET@1")
+    assert tune_stage.with_storage_password(url) == "postgresql+psycopg2://blade:pw%2FSECRET%401@db.example:5432/optuna"
