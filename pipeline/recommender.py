@@ -23,16 +23,27 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import mlflow.exceptions
+import mlflow.protos.databricks_pb2
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from models.onnx_scorer import INPUT_K, INPUT_QUERY, OUTPUT_IDS, OUTPUT_SCORES
 from pipeline.config import StageError
 
 log = logging.getLogger(__name__)
 
+# This file, pipeline/config.py and an empty pipeline/__init__.py are the registered model's code
+# (register logs them as its code_paths): it loads and serves with only its requirements.txt
+# (mlflow, onnxruntime, numpy, pandas), so it imports nothing else of the project. The ONNX
+# scorer's input and output names, as models.onnx_scorer writes them (a test checks they agree).
+SERVING_MODULES = ("__init__.py", "config.py", "recommender.py")
+INPUT_QUERY, INPUT_K = "query", "k"
+OUTPUT_IDS, OUTPUT_SCORES = "top_ids", "top_scores"
 DEFAULT_K = 20
+# What one predict call may ask (params.yaml registry.serving, stored in the model's config):
+# the scorer holds a [chunk_size, N] score matrix at a time, whatever the request's size.
+DEFAULT_LIMITS = {"max_k": 1000, "max_queries": 10000, "chunk_size": 256}
 DEVICES = ("auto", "cpu", "cuda")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
@@ -188,16 +199,32 @@ class FaissRecommender(Recommender):
 
     def raw_top_k(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
         if self.walk_index is not None:
-            return self._with_walk_channel(nodes, ask)
-        scores, ids = self.index.search(self.source[nodes], ask + 1)
-        own = ids == nodes[:, None]
-        # drop the query itself where found, else the last of the ask + 1
-        drop = np.where(own.any(axis=1), own.argmax(axis=1), ask)
-        keep = np.ones_like(own)
-        keep[np.arange(len(nodes)), drop] = False
-        ids = ids[keep].reshape(len(nodes), ask)
-        scores = scores[keep].reshape(len(nodes), ask) * self.scale
-        return ids, scores.astype(np.float32)
+            ids, scores = self._with_walk_channel(nodes, ask)
+        else:
+            scores, ids = self.index.search(self.source[nodes], ask + 1)
+            own = ids == nodes[:, None]
+            # drop the query itself where found, else the last of the ask + 1
+            drop = np.where(own.any(axis=1), own.argmax(axis=1), ask)
+            keep = np.ones_like(own)
+            keep[np.arange(len(nodes)), drop] = False
+            ids = ids[keep].reshape(len(nodes), ask)
+            scores = (scores[keep].reshape(len(nodes), ask) * self.scale).astype(np.float32)
+        # The probed cells can hold fewer than ask products (FAISS pads with id -1): those
+        # queries are scored exactly, so no padding is ever returned as a product.
+        short = (ids < 0).any(axis=1) | ~np.isfinite(scores).all(axis=1)
+        if short.any():
+            ids[short], scores[short] = self._exact(nodes[short], ask)
+        return ids, scores
+
+    def _exact(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``ask`` of ``nodes`` over the whole catalogue (walk bonus included)."""
+        scores = self.scale * (self.source[nodes] @ self.target.T)
+        if self.walk_index is not None:
+            np.add.at(scores, (np.arange(len(nodes))[:, None], self.walk_index[nodes].astype(np.int64)),
+                      self.walk_bonus[nodes])
+        scores[np.arange(len(nodes)), nodes] = -np.inf
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :ask]
+        return best, np.take_along_axis(scores, best, 1).astype(np.float32)
 
     def _with_walk_channel(self, nodes: np.ndarray, ask: int) -> tuple[np.ndarray, np.ndarray]:
         """The index's ``ask + 1`` candidates and the walk table's, scored exactly, best ``ask``."""
@@ -228,31 +255,66 @@ def recall_at_k(approximate: Recommender, exact: Recommender, nodes: np.ndarray,
     return hits / max(exact_ids.size, 1)
 
 
+class RequestError(mlflow.exceptions.MlflowException):
+    """A request the model refuses (bad k, too many queries, a missing column): one sentence,
+    answered by ``mlflow models serve`` with HTTP 400 and no stack trace."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error_code=mlflow.protos.databricks_pb2.INVALID_PARAMETER_VALUE)
+
+
 class BladeRecommender(mlflow.pyfunc.PythonModel):
-    """pyfunc: ``query_id`` -> ``query_id, rank, product_id, score`` (see the module docstring)."""
+    """pyfunc: ``query_id`` -> ``query_id, rank, product_id, score`` (see the module docstring).
+
+    Limits (the model's config, from params.yaml ``registry.serving``): ``k`` from 1 to
+    ``max_k``, at most ``max_queries`` rows per call, scored ``chunk_size`` queries at a time."""
 
     def load_context(self, context) -> None:
         scorer = context.artifacts["scorer"]
         self.recommender = OnnxRecommender(onnx_session(scorer), Catalogue(context.artifacts["catalogue"]),
                                            scorer)
+        self.limits = DEFAULT_LIMITS | dict(getattr(context, "model_config", None) or {})
+
+    def checked_request(self, model_input: pd.DataFrame, params: dict | None) -> tuple[int, bool, str]:
+        """``(k, exclude_linked, output)`` of a request, or :class:`RequestError` naming the problem."""
+        params = params or {}
+        limits = getattr(self, "limits", DEFAULT_LIMITS)
+        if not isinstance(model_input, pd.DataFrame) or "query_id" not in model_input.columns:
+            got = list(model_input.columns) if isinstance(model_input, pd.DataFrame) else type(model_input)
+            raise RequestError(f"input needs a column 'query_id', got {got}")
+        if len(model_input) > limits["max_queries"]:
+            raise RequestError(f"at most {limits['max_queries']} query ids per request, got "
+                               f"{len(model_input)}; split the request (or use `blade score` for batches)")
+        k = params.get("k", DEFAULT_K)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= limits["max_k"]:
+            raise RequestError(f"params k must be an integer from 1 to {limits['max_k']}, got {k!r}")
+        exclude_linked = params.get("exclude_linked", False)
+        if not isinstance(exclude_linked, (bool, np.bool_)):
+            raise RequestError(f"params exclude_linked must be true or false, got {exclude_linked!r}")
+        output = params.get("output", "rows")
+        if output not in ("rows", "lists"):
+            raise RequestError(f"params output must be 'rows' or 'lists', got {output!r}")
+        return int(k), bool(exclude_linked), str(output)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        params = params or {}
-        if "query_id" not in model_input.columns:
-            raise ValueError(f"input needs a column 'query_id', got {list(model_input.columns)}")
+        k, exclude_linked, output = self.checked_request(model_input, params)
+        chunk = int(getattr(self, "limits", DEFAULT_LIMITS)["chunk_size"])
         query_ids = model_input["query_id"].astype(str).to_numpy()
         nodes = self.recommender.catalogue.positions(query_ids)
-        known = nodes >= 0
-        k, exclude_linked = int(params.get("k", DEFAULT_K)), bool(params.get("exclude_linked", False))
-        output = str(params.get("output", "rows"))
+        known = np.flatnonzero(nodes >= 0)
         if output == "lists":  # one row per input row, as Spark UDFs need (empty for unknown ids)
-            ids, scores = self.recommender.top_k(nodes[known], k, exclude_linked)
             product_ids = [[] for _ in query_ids]
             score_lists = [[] for _ in query_ids]
-            for row, position in enumerate(np.flatnonzero(known)):
-                product_ids[position] = self.recommender.catalogue.product_ids[ids[row]].tolist()
-                score_lists[position] = scores[row].astype(float).tolist()
+            for start in range(0, len(known), chunk):
+                positions = known[start:start + chunk]
+                ids, scores = self.recommender.top_k(nodes[positions], k, exclude_linked)
+                for row, position in enumerate(positions):
+                    product_ids[position] = self.recommender.catalogue.product_ids[ids[row]].tolist()
+                    score_lists[position] = scores[row].astype(float).tolist()
             return pd.DataFrame({"product_ids": product_ids, "scores": score_lists})
-        if output != "rows":
-            raise ValueError(f"params output must be 'rows' or 'lists', got {output!r}")
-        return self.recommender.recommendations(query_ids[known], nodes[known], k, exclude_linked)
+        frames = [self.recommender.recommendations(query_ids[known[start:start + chunk]],
+                                                   nodes[known[start:start + chunk]], k, exclude_linked)
+                  for start in range(0, len(known), chunk)]
+        if not frames:
+            return self.recommender.recommendations(query_ids[:0], nodes[:0], k, exclude_linked)
+        return pd.concat(frames, ignore_index=True)

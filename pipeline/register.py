@@ -18,20 +18,24 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from pipeline import recommender as recommender_module
 from pipeline import tracking
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section
 from pipeline.evaluate import METRICS_PATH as EVALUATE_METRICS
 from pipeline.export import CATALOGUE, SCORER
 from pipeline.export import OUTPUT_DIR as EXPORT_DIR
-from pipeline.recommender import DEFAULT_K, BladeRecommender
+from pipeline.recommender import DEFAULT_K, SERVING_MODULES, BladeRecommender
 from pipeline.storage import write_json
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
 
@@ -148,13 +152,14 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         signature = infer_signature(example, loaded.predict(None, example),
                                     params={"k": DEFAULT_K, "exclude_linked": False, "output": "rows"})
-    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings(), serving_code() as code:
         # The signature's "rank" column is int64 and never missing; MLflow's hint about integer
         # columns with missing values does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         info = mlflow.pyfunc.log_model(
             name=f"{name}-onnx-scorer", python_model=BladeRecommender(), artifacts=artifacts,
-            signature=signature, input_example=example, pip_requirements=_requirements())
+            signature=signature, input_example=example, pip_requirements=_requirements(),
+            code_paths=[code], model_config=dict(registry.get("serving") or {}))
     tags = {"dataset": str(base["dataset"]), "data_version": tracking.data_version(),
             "git_commit": tracking.git_commit(), "variant": variant, "mlflow_run_id": run_id}
     score = float(summary["best_val_mrr@10"])
@@ -193,6 +198,21 @@ def version_description(variant: str, dataset: str, score: float, evaluation: di
     return (f"{variant} on {dataset} ({tuning}, data version {tracking.data_version()[:12]}, "
             f"commit {tracking.git_commit()[:12]}). Validation MRR@10 {score:.4f}; {test}. "
             f"{alias}{decision.reason}.")
+
+
+@contextmanager
+def serving_code() -> Iterator[str]:
+    """A temporary ``pipeline`` package with only the modules the registered model runs
+    (:data:`pipeline.recommender.SERVING_MODULES`), for ``code_paths``: the pickled
+    ``pipeline.recommender.BladeRecommender`` then loads without this repository."""
+    package = Path(recommender_module.__file__).parent
+    with tempfile.TemporaryDirectory(prefix="blade-serving-") as folder:
+        target = Path(folder) / "pipeline"
+        target.mkdir()
+        for module in SERVING_MODULES:
+            text = (package / module).read_text() if module != "__init__.py" else ""
+            (target / module).write_text(text)
+        yield str(target)
 
 
 def _requirements() -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -183,17 +185,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_mlflow_server_answers_rest_queries_on_the_store(tiny_project: Path):
+@contextlib.contextmanager
+def _mlflow_server(cwd: Path, *store_options: str) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 with ``store_options``; yields its URL."""
     import time
     import urllib.request
 
     port = _free_port()
-    store = tiny_project / "mlruns"
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-         f"sqlite:///{store / 'mlflow.db'}", "--default-artifact-root", (store / "artifacts").as_uri(),
+        [str(Path(sys.executable).parent / "mlflow"), "server", *store_options,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tiny_project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"))  # no job-runner processes
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -207,13 +210,28 @@ def test_mlflow_server_answers_rest_queries_on_the_store(tiny_project: Path):
                     log = server.stderr.read() if server.poll() is not None else ""
                     pytest.fail(f"mlflow server did not start: {log}")
                 time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
+
+def _rest(base: str, path: str, body: dict | None = None) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{base}{path}", data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_mlflow_server_answers_rest_queries_on_the_store(tiny_project: Path):
+    store = tiny_project / "mlruns"
+    with _mlflow_server(tiny_project, "--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}",
+                        "--default-artifact-root", (store / "artifacts").as_uri()) as base:
         def call(path: str, body: dict | None = None) -> dict:
-            request = urllib.request.Request(
-                f"{base}{path}", data=None if body is None else json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"}, method="GET" if body is None else "POST")
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.loads(response.read())
+            return _rest(base, path, body)
 
         experiment = call("/api/2.0/mlflow/experiments/get-by-name?experiment_name=blade")["experiment"]
         runs = call("/api/2.0/mlflow/runs/search",
@@ -223,9 +241,69 @@ def test_mlflow_server_answers_rest_queries_on_the_store(tiny_project: Path):
         assert sum(name.startswith("trial-") for name in names) == 3
         alias = call("/api/2.0/mlflow/registered-models/alias?name=blade-tiny&alias=champion")
         assert alias["model_version"]["name"] == "blade-tiny"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+
+
+def _files(root: Path) -> dict[str, int]:
+    return {str(path.relative_to(root)): path.stat().st_size for path in root.rglob("*") if path.is_file()}
+
+
+def test_a_tracking_server_gets_every_run_and_the_registered_model(tiny_project: Path, tmp_path: Path):
+    """MLFLOW_TRACKING_URI=http://...: runs, artifacts and the model version all go to the server
+    (its --artifacts-destination), none to the project's own mlruns/."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_project, project, symlinks=True)
+    local_store = _files(project / "mlruns")
+    server_root = tmp_path / "server"
+    server_root.mkdir()
+    with _mlflow_server(server_root, "--backend-store-uri", f"sqlite:///{server_root / 'mlflow.db'}",
+                        "--artifacts-destination", str(server_root / "artifacts")) as base:
+        for stage in ("train", "evaluate", "export", "register"):
+            run(["blade", stage], project, {"MLFLOW_TRACKING_URI": base})
+        version = _rest(base, "/api/2.0/mlflow/registered-models/alias?name=blade-tiny&alias=champion")
+        assert version["model_version"]["version"] == "1"  # a new registry: its first version
+    models = list((server_root / "artifacts").rglob("MLmodel"))
+    assert models, "the server's artifact store has no model"
+    assert any((model.parent / "artifacts" / "scorer.onnx").is_file() for model in models)
+    assert _files(project / "mlruns") == local_store  # nothing written to the local store
+
+
+def test_the_registered_model_loads_and_serves_from_its_own_files(tiny_project: Path, tmp_path: Path):
+    """The model with only its requirements.txt: a fresh virtual environment outside the
+    repository (no project on the path), as `mlflow models serve --env-manager virtualenv`, a
+    Docker image or a Spark executor would load it."""
+    import mlflow
+    import pandas as pd
+
+    uri = f"sqlite:///{tiny_project / 'mlruns' / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = Path(mlflow.artifacts.download_artifacts("models:/blade-tiny@champion",
+                                                     dst_path=str(tmp_path / "m")))
+    requirements = (model / "requirements.txt").read_text().split()
+    assert {line.split("==")[0] for line in requirements} <= {"mlflow", "onnxruntime-gpu", "numpy", "pandas"}
+    queries = pd.DataFrame({"query_id": ["3", "7", "not-a-product"]})
+    expected = mlflow.pyfunc.load_model(str(model)).predict(queries, params={"k": 4})
+
+    base_python = shutil.which("python3") or sys.executable
+    environment = tmp_path / "venv"
+    subprocess.run([base_python, "-m", "venv", str(environment)], check=True, timeout=300)
+    install = subprocess.run([str(environment / "bin" / "pip"), "install", "--quiet",
+                              "--disable-pip-version-check", "-r", str(model / "requirements.txt")],
+                             capture_output=True, text=True, timeout=1200)
+    assert install.returncode == 0, install.stderr[-3000:]
+    script = ("import sys, mlflow.pyfunc, pandas as pd\n"
+              "model = mlflow.pyfunc.load_model(sys.argv[1])\n"
+              "queries = pd.DataFrame({'query_id': ['3', '7', 'not-a-product']})\n"
+              "print(model.predict(queries, params={'k': 4}).to_json(orient='records'))\n")
+    clean = {key: value for key, value in os.environ.items()
+             if not key.startswith(("MLFLOW_", "PYTHON")) and key != "VIRTUAL_ENV"}
+    loaded = subprocess.run([str(environment / "bin" / "python"), "-I", "-c", script, str(model)],
+                            cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=300)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    served = pd.DataFrame(json.loads(loaded.stdout.strip().splitlines()[-1]))
+    assert served.query_id.tolist() == ["3"] * 4 + ["7"] * 4
+    assert served.product_id.astype(str).tolist() == expected.product_id.astype(str).tolist()
+    assert served["rank"].tolist() == expected["rank"].tolist()
 
 
 def test_score_stage_and_mlflow_models_predict_agree(tiny_project: Path):
@@ -365,6 +443,22 @@ def test_a_stage_that_fails_after_its_first_output_leaves_the_previous_outputs(
     assert _tree(tiny_project, outputs) == before  # byte for byte
     leftovers = [path for part in outputs for path in (tiny_project / part).parent.rglob(".*.tmp")]
     assert leftovers == []
+
+
+def test_a_failed_dvc_repro_keeps_the_previous_outputs(tiny_project: Path, tmp_path: Path):
+    """Through `dvc repro`, not only `blade STAGE`: DVC deletes a stage's outputs before running
+    it unless they persist, and without a cache nothing could restore them."""
+    project = tmp_path / "project"
+    shutil.copytree(tiny_project, project, symlinks=True)
+    before = _tree(project, ("outputs/ingest", "metrics/ingest.json", "outputs/degree_stats"))
+    assert before
+    (project / "data" / "tiny" / "edges.txt").write_text("1 2\n3\n")  # a one-column line
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    failed = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert failed.returncode != 0
+    assert "expected 2 whitespace-separated columns" in failed.stdout + failed.stderr
+    assert _tree(project, ("outputs/ingest", "metrics/ingest.json", "outputs/degree_stats")) == before
 
 
 def _train_process(project: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

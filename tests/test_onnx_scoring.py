@@ -234,3 +234,77 @@ def test_parity_with_a_fitted_walk_channel_on_random_embeddings(tmp_path):
     one_cell = FaissRecommender(tmp_path / "walk.onnx", catalogue, nlist=1)
     assert recall_at_k(one_cell, exact, queries, 10) == 1.0
     np.testing.assert_allclose(one_cell.top_k(queries, 10)[1], exact.top_k(queries, 10)[1], rtol=1e-5)
+
+
+@pytest.mark.parametrize("walk", [False, True])
+def test_faiss_never_returns_its_padding_when_the_probed_cells_are_short(tmp_path, walk):
+    from pipeline.recommender import FaissRecommender
+
+    # 40 products in 8 cells, one probed: about 5 products per cell, k = 20 needs more
+    rng = np.random.default_rng(1)
+    source = rng.normal(size=(40, 4)).astype(np.float32)
+    target = rng.normal(size=(40, 4)).astype(np.float32)
+    tables = (np.tile(np.arange(40, dtype=np.int32)[:, None], (1, 2)), np.zeros((40, 2), np.float32))
+    onnx.save_model(build_scorer(source, target, 2.0, *(tables if walk else ())), tmp_path / "s.onnx")
+    Catalogue.save(tmp_path / "c.npz", np.array([f"p{i}" for i in range(40)]),
+                   np.zeros(41, dtype=np.int64), np.array([], dtype=np.int64))
+    catalogue = Catalogue(tmp_path / "c.npz")
+    approximate = FaissRecommender(tmp_path / "s.onnx", catalogue, nlist=8, nprobe=1)
+    exact = OnnxRecommender(onnx_session(tmp_path / "s.onnx", "cpu"), catalogue)
+    queries = np.arange(40)
+    ids, scores = approximate.top_k(queries, 20)
+    assert (ids >= 0).all() and np.isfinite(scores).all() and (ids != queries[:, None]).all()
+    assert all(len(set(row)) == 20 for row in ids.tolist())
+    exact_ids, exact_scores = exact.top_k(queries, 20)
+    np.testing.assert_allclose(np.sort(scores, axis=1), np.sort(exact_scores, axis=1), rtol=1e-5)
+
+
+def test_the_served_names_are_the_scorers():
+    from models import onnx_scorer
+    from pipeline import recommender
+
+    names = ("INPUT_QUERY", "INPUT_K", "OUTPUT_IDS", "OUTPUT_SCORES")
+    assert [getattr(recommender, name) for name in names] == [getattr(onnx_scorer, name) for name in names]
+
+
+def _pyfunc(tmp_path, **limits):
+    from pipeline.recommender import BladeRecommender
+
+    onnx.save_model(build_scorer(SOURCE, TARGET, 2.0), tmp_path / "scorer.onnx")
+    Catalogue.save(tmp_path / "catalogue.npz", np.array(["p0", "p1", "p2", "p3"]),
+                   np.array([0, 1, 1, 1, 1]), np.array([2]))
+    model = BladeRecommender()
+    context = type("Context", (), {"artifacts": {"scorer": str(tmp_path / "scorer.onnx"),
+                                                 "catalogue": str(tmp_path / "catalogue.npz")},
+                                   "model_config": limits})()
+    model.load_context(context)
+    return model
+
+
+@pytest.mark.parametrize(("frame", "params", "message"), [
+    ({"query_id": ["p0"]}, {"k": -1}, r"params k must be an integer from 1 to 3, got -1"),
+    ({"query_id": ["p0"]}, {"k": 2 ** 70}, r"params k must be an integer from 1 to 3, got 11805916207174113"),
+    ({"query_id": ["p0"]}, {"k": "2"}, r"params k must be an integer"),
+    ({"query_id": ["p0"]}, {"k": 1, "exclude_linked": "yes"}, r"params exclude_linked must be true or false"),
+    ({"query_id": ["p0"]}, {"k": 1, "output": "table"}, r"params output must be 'rows' or 'lists'"),
+    ({"query_id": ["p0"] * 6}, {"k": 1}, r"at most 5 query ids per request, got 6"),
+    ({"id": ["p0"]}, {"k": 1}, r"input needs a column 'query_id', got \['id'\]"),
+])
+def test_the_served_model_refuses_requests_outside_its_limits(tmp_path, frame, params, message):
+    from pipeline.recommender import RequestError
+
+    model = _pyfunc(tmp_path, max_k=3, max_queries=5, chunk_size=2)
+    with pytest.raises(RequestError, match=message) as refused:
+        model.predict(None, pd.DataFrame(frame), params)
+    assert refused.value.get_http_status_code() == 400
+
+
+def test_the_served_model_scores_in_chunks_with_the_same_answer(tmp_path):
+    queries = pd.DataFrame({"query_id": ["p0", "nope", "p1", "p2", "p3"]})
+    whole = _pyfunc(tmp_path, chunk_size=100).predict(None, queries, {"k": 2})
+    chunked = _pyfunc(tmp_path, chunk_size=1).predict(None, queries, {"k": 2})
+    pd.testing.assert_frame_equal(whole, chunked)
+    # query p0: node 2 (score 2) then node 1 (0), as in test_onnx_top_k_by_hand
+    assert whole[whole.query_id == "p0"].product_id.tolist() == ["p2", "p1"] and len(whole) == 8
+    lists = _pyfunc(tmp_path, chunk_size=1).predict(None, queries, {"k": 2, "output": "lists"})
+    assert lists.product_ids.tolist()[:2] == [["p2", "p1"], []]
