@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet_library_noise()
     try:
         params = check_params(load_params(args.params), args.params)
-        for override in args.overrides:  # each checked on its own: the error names it
-            params = check_params(apply_overrides(params, [override]), f"--set {override}")
+        if args.overrides:  # checked together: coupled values (split.val, split.test) change at once
+            params = check_params(apply_overrides(params, args.overrides),
+                                  " ".join(f"--set {override}" for override in args.overrides))
         stage = importlib.import_module(args.module)
         if hasattr(stage, "add_arguments"):
             stage.main(params, args)
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ConfigError, StageError, FileNotFoundError) as error:
         print(f"blade {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: outputs land whole or not at all, so nothing to clean up
+        print(f"blade {args.command}: interrupted; outputs are unchanged where the stage had not "
+              "finished (re-run to resume)", file=sys.stderr)
+        return 130
     except Exception as error:  # a bug or an unforeseen input: one line, the traceback on request
         if args.verbose:
             raise

@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tuning trials (default: compare.tune.n_trials or the dataset's; 0 = no tuning)")
 
 
+REPORT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # a file name: no '/', no '..', no absolute path
+
+
 def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The report name and a copy of ``params`` with the dataset's ingest/train/evaluate/tune
     overrides applied (``tune`` becomes ``compare.tune`` + overrides, with ``tune.space``)."""
@@ -86,6 +90,9 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
             raise ConfigError(f"params.yaml: compare.datasets has no '{name}' "
                               f"(known: {', '.join(datasets)}); or pass --edges FILE")
         dataset_config = dict(datasets[name])
+    if not REPORT_NAME.fullmatch(name):
+        raise ConfigError(f"--name {name!r}: expected letters, digits, '-', '_' and '.', not starting with "
+                          "'.' (it names files under reports/ and outputs/)")
     for key in ("train", "evaluate"):
         params[key].update(dataset_config.pop(key, {}))
     seeds = dataset_config.pop("seeds", None)

@@ -36,6 +36,7 @@ from models.graph import in_out_degrees, reverse_exists
 from models.metrics import one_way_mask, out_neighbour_csr, uniform_non_edges
 from models.training import validation_set
 from pipeline.artifacts import SplitGraph, load_split_graph
+from pipeline.config import ConfigError
 from pipeline.settings import BaselineSettings, typed
 from pipeline.storage import atomic_path, pyplot, save_figure, whole_outputs, write_json, write_parquet
 from pipeline.train import OUTPUT_DIR as TRAIN_DIR
@@ -183,6 +184,10 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     evaluation, total = evaluation_set(graph, config.split, config.max_queries, base.seed, ks,
                                        config.low_degree_max, config.non_edges)
     queries = evaluation.edges.shape[1]
+    if queries == 0:
+        raise ConfigError(f"evaluate: the {config.split} split has no edges to rank (ingest.split."
+                          f"{config.split} is {getattr(settings.ingest.split, config.split):g}); "
+                          "nothing to evaluate")
     log.info("evaluate: %s of %s %s edges (%s), filtered ranking over all %s nodes",
              f"{queries:,}", f"{total:,}", config.split,
              "all" if queries == total else f"seeded sample, seed {base.seed}",

@@ -49,6 +49,12 @@ def ingest(
     if len(graph.source) == 0:
         raise ConfigError(f"{edges}: no edges left after removing self-loops and duplicates")
     parts = split_edges(len(graph.source), split, seed)
+    empty = [name for name in ("val", "test") if split[name] > 0 and len(parts[name]) == 0]
+    if empty or len(parts["train"]) == 0:
+        raise ConfigError(
+            f"{edges}: {len(graph.source)} edges split {split['train']:g}/{split['val']:g}/{split['test']:g} "
+            f"leave {' and '.join(empty or ['train'])} without edges; training needs validation edges "
+            "and evaluation test edges: give a larger graph (or ingest.split)")
     with atomic_directory(output_dir) as tmp:
         write_parquet(tmp / "nodes.parquet", pd.DataFrame(
             {"node": np.arange(graph.num_nodes, dtype=np.int64), "product_id": graph.product_ids}

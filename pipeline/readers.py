@@ -92,6 +92,7 @@ def read_edges(
         source, target = _read_parquet(path, source_column, target_column)
     if len(source) == 0:
         raise InputError(f"{path}: empty: no edge lines found (expected '<source> <target>' lines)") from None
+    _check_id_lengths(path, fmt, source, target)
     if integer_ids:
         source, target = _as_integer_ids(path, fmt, source, target)
     return RawGraph(source=source, target=target)
@@ -166,9 +167,16 @@ def _read_snap(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except (pd.errors.ParserError, EOFError, OSError):
         _raise_first_bad_snap_line(path)
         raise
-    if frame.shape[1] != 2 or frame.isna().any().any():
+    if (frame.shape[1] != 2 or frame.isna().any().any()
+            or any(frame[column].str.contains(OTHER_WHITESPACE).any() for column in frame.columns)):
         _raise_first_bad_snap_line(path)
+        raise InputError(f"{path}: expected 2 columns '<source> <target>' on every line")
     return frame[0].to_numpy(dtype=object), frame[1].to_numpy(dtype=object)
+
+
+# Whitespace other than space and tab (U+00A0, U+2003, form feed, ...): pandas' reader and
+# str.split() disagree on it, so an id containing it is refused rather than guessed at.
+OTHER_WHITESPACE = r"[^\S \t\r\n]"
 
 
 def _raise_first_bad_snap_line(path: Path) -> None:
@@ -176,9 +184,14 @@ def _raise_first_bad_snap_line(path: Path) -> None:
     try:
         with _open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
-                stripped = line.strip()
+                stripped = line.strip(" \t\r\n")
                 if not stripped or stripped.startswith("#"):
                     continue
+                odd = re.search(OTHER_WHITESPACE, stripped)
+                if odd:
+                    raise InputError(
+                        f"{path}:{number}: expected ids separated by spaces or tabs, found the "
+                        f"whitespace character U+{ord(odd.group()):04X} in {stripped[:80]!r}")
                 fields = stripped.split()
                 if len(fields) != 2:
                     raise InputError(
@@ -214,8 +227,15 @@ def _read_delimited(path: Path, sep: str, source_column: str, target_column: str
         raise InputError(
             f"{where}: expected {expected} fields separated by {sep!r}, as in the header; {found}"
         ) from None
+    # "A, B" means ids A and B: spaces and tabs around a field are not part of the id (blade
+    # score strips query ids the same way)
+    frame = frame.apply(lambda column: column.str.strip(" \t"))
     frame.columns = [str(name) for name in frame.iloc[0]]
     frame = frame.iloc[1:].reset_index(drop=True)
+    repeated = sorted({name for name in frame.columns if list(frame.columns).count(name) > 1})
+    if repeated:
+        raise InputError(f"{path}:1: the header names column(s) {', '.join(map(repr, repeated))} more "
+                         "than once; expected distinct names")
     _check_columns(path, list(frame.columns), source_column, target_column)
     source = frame[source_column].to_numpy(dtype=object)
     target = frame[target_column].to_numpy(dtype=object)
@@ -292,11 +312,14 @@ def _as_integer_ids(path: Path, fmt: str, source: np.ndarray, target: np.ndarray
         bad_position = int(np.flatnonzero(~valid)[0])
         row = bad_position % len(source)
         token = both.iloc[bad_position]
-        line = _nth_snap_data_line(path, row) if fmt == "snap" else _nth_data_line(path, row)
+        if fmt == "parquet":  # a binary file: its rows, not lines
+            where = f"{path}: row {row}"
+        else:
+            where = f"{path}:{_nth_snap_data_line(path, row) if fmt == 'snap' else _nth_data_line(path, row)}"
         what = ("an integer id outside int64" if integral.iloc[bad_position] else
                 "a non-integer id")
         raise InputError(
-            f"{path}:{line}: expected integer node ids in int64 (id_type int), found {what} "
+            f"{where}: expected integer node ids in int64 (id_type int), found {what} "
             f"{token[:40]!r}; set ingest.id_type: string to keep ids as exact strings"
         )
     values = both.to_numpy().astype(np.int64)
@@ -304,6 +327,23 @@ def _as_integer_ids(path: Path, fmt: str, source: np.ndarray, target: np.ndarray
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The catalogue stores ids as fixed-width strings: one 10,000-character id would make every
+# product's entry 40 kB (10 GB for amazon0302).
+MAX_ID_LENGTH = 256
+
+
+def _check_id_lengths(path: Path, fmt: str, source: np.ndarray, target: np.ndarray) -> None:
+    lengths = pd.Series(np.concatenate([source, target]), dtype=object).astype(str).str.len().to_numpy()
+    if lengths.max(initial=0) <= MAX_ID_LENGTH:
+        return
+    first = int(np.flatnonzero(lengths > MAX_ID_LENGTH)[0])
+    row = first % len(source)
+    if fmt == "parquet":
+        where = f"{path}: row {row}"
+    else:
+        where = f"{path}:{_nth_snap_data_line(path, row) if fmt == 'snap' else _nth_data_line(path, row)}"
+    raise InputError(f"{where}: expected ids of at most {MAX_ID_LENGTH} characters, found one of "
+                     f"{int(lengths[first])}")
 
 
 def _nth_snap_data_line(path: Path, row: int) -> int:

@@ -173,6 +173,8 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     exclude_linked = bool(config["exclude_linked"])
     device = str(config["device"])
     chunk = int(config["chunk_size"])
+    if output.is_dir():
+        raise InputError(f"{output}: is a directory; --output names the Parquet file to write")
     query_ids = None if source == ALL else read_queries(Path(source))  # a bad file fails before loading
     exact = load_recommender(model_uri, device)
     if query_ids is None:

@@ -15,6 +15,7 @@ filled in); ``Params`` is the typed view of the same values.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -234,9 +235,26 @@ class MlflowSettings(_Section):
     experiment: str = "blade"
 
 
+class ServingLimits(_Section):
+    """What one request to the registered model may ask (stored in the model's config)."""
+
+    max_k: PositiveInt = 1000
+    max_queries: PositiveInt = 10000
+    chunk_size: PositiveInt = 256
+
+
 class RegistrySettings(_Section):
     model_name: str = "blade-amazon0302"
     variant: VARIANTS = "blade"
+    serving: ServingLimits = ServingLimits()
+
+    @field_validator("model_name")
+    @classmethod
+    def _uri_safe(cls, name: str) -> str:
+        """The name is a part of ``models:/NAME@alias`` URIs: '.' and '/' would fail at register."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+            raise ValueError(f"expected letters, digits, '-' and '_' (a models:/ URI part), got {name!r}")
+        return name
 
 
 class BaselineSettings(_Section):
@@ -269,6 +287,14 @@ class EvaluateSettings(_Section):
     low_degree_max: NonNegativeInt = 2
     non_edges: NonNegativeInt = 20000
     baselines: BaselineSettings = BaselineSettings()
+
+    @field_validator("ks")
+    @classmethod
+    def _has_ten(cls, ks: list[int]) -> list[int]:
+        """HR@10 and MRR@10 are the headline, the registry's and the report's metric."""
+        if 10 not in ks:
+            raise ValueError(f"must include 10 (HR@10 and MRR@10 are what every report compares), got {ks}")
+        return ks
 
 
 class CompareTuneSettings(_Budget):
@@ -405,6 +431,12 @@ def _dotted(location: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in location if not str(part).startswith("function-"))
 
 
+def _short(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error line stays one readable line."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown)} characters)"
+
+
 def _one_line(error: dict[str, Any]) -> str:
     location = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
     key = _dotted(location)
@@ -421,7 +453,7 @@ def _one_line(error: dict[str, Any]) -> str:
         message = message.removeprefix(prefix)
     message = message.replace("Input should be", "must be").replace("input should be", "must be")
     value = error.get("input")
-    shown = "" if error["type"] == "value_error" or isinstance(value, dict) else f" (got {value!r})"
+    shown = "" if error["type"] == "value_error" or isinstance(value, dict) else f" (got {_short(value)})"
     return f"{key}: {message}{shown}" if key else f"{message}{shown}"
 
 

@@ -11,6 +11,7 @@ the block deletes every temporary and leaves the previous outputs as they were.
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import shutil
@@ -93,12 +94,57 @@ def _finish(tmp: Path, path: Path) -> None:
         staging.pending.append((tmp, path))
 
 
+def _temporary_prefix(path: Path) -> str:
+    """``.<name>.<pid>-``: the temporaries of ``path`` carry the writer's process id, so a later
+    run can tell a killed writer's leftovers from a live writer's work."""
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Delete temporaries of ``path`` left by writers that are no longer running (a killed
+    ``blade score``, a power cut): without this they would stay beside the output for ever."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*-*.tmp"):
+        pid = leftover.name[len(path.name) + 2:].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            _remove(leftover)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _with_umask_modes(tmp: Path) -> None:
+    """mkstemp / mkdtemp create 0600 / 0700; outputs get what the user's umask gives any new
+    file (0644 / 0755 under the usual 022), so others sharing the project can read them."""
+    mask = _umask()
+    if tmp.is_dir():
+        for root, _folders, files in os.walk(tmp):
+            os.chmod(root, 0o777 & ~mask)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o666 & ~mask)
+    elif tmp.exists():
+        os.chmod(tmp, 0o666 & ~mask)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, else delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_leftovers(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -106,6 +152,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _with_umask_modes(tmp)
     _finish(tmp, path)
 
 
@@ -114,7 +161,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces ``path`` as a whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _remove_leftovers(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
     staging = _STAGING.get()
     if staging is not None:
         staging.open_directories.append(tmp)
@@ -126,6 +174,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     finally:
         if staging is not None:
             staging.open_directories.remove(tmp)
+    _with_umask_modes(tmp)
     _finish(tmp, path)
 
 

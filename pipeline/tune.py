@@ -108,6 +108,10 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
                                                   grace_period=GRACE_SECONDS)
+        except ImportError:  # Optuna's word for "the URL's database driver is not installed"
+            raise ConfigError(f"tune.storage {tracking.redact_url(url)}: its database driver is not "
+                              "installed; e.g. pip install psycopg2-binary for postgresql://, pymysql "
+                              "for mysql+pymysql://") from None
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
                 sqlalchemy.exc.OperationalError) as error:
             if attempt == attempts - 1:

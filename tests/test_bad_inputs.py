@@ -63,6 +63,20 @@ EDGE_LISTS = {
                                  r"g\.npz: expected a gnn-benchmark SparseGraph"),
     "parquet that is not parquet": ({"e.parquet": b"source,target\nA,B\n"}, "e.parquet",
                                     r"e\.parquet: cannot be read as Parquet"),
+    "no-break space between ids": ({"e.txt": "1 2\nC\u00a0D\n".encode()}, "e.txt",
+                                   r"e\.txt:2: expected ids separated by spaces or tabs, found the "
+                                   r"whitespace character U\+00A0"),
+    "em space between ids": ({"e.txt": "1 2\n3\u20034\n5 6\n".encode()}, "e.txt",
+                             r"e\.txt:2: .*whitespace character U\+2003"),
+    "form feed between ids": ({"e.txt": b"1 2\n3\x0c4\n"}, "e.txt",
+                              r"e\.txt:2: .*whitespace character U\+000C"),
+    "csv header naming a column twice": ({"e.csv": b"source,target,target\nA,B,C\n"}, "e.csv",
+                                         r"e\.csv:1: the header names column\(s\) 'target' more than once"),
+    "a graph too small to split": ({"e.txt": b"1 2\n2 1\n"}, "e.txt",
+                                   r"e\.txt: 2 edges split 0\.75/0\.05/0\.2 leave val and test "
+                                   r"without edges"),
+    "an id of 300 characters": ({"e.txt": b"1 2\n" + b"9" * 300 + b" 3\n"}, "e.txt",
+                                r"e\.txt:2: expected ids of at most 256 characters, found one of 300"),
 }
 
 QUERY_FILES = {
@@ -95,6 +109,10 @@ PARAMETER_FILES = {
     "set without a value": ({}, ["--set", "train.dim"], r"override 'train\.dim': expected KEY=VALUE"),
     "set of a misspelt key": ({}, ["--set", "train.dimm=3"],
         r"--set train\.dimm=3: train\.dimm: unknown key"),
+    "model name with '.' or '/'": ({"registry": {"model_name": "blade/amazon.v2"}}, [],
+        r"params\.yaml: registry\.model_name: expected letters, digits, '-' and '_' \(a models:/ URI part\)"),
+    "serving limit of 0": ({"registry": {"serving": {"max_k": 0}}}, [],
+                           r"params\.yaml: registry\.serving\.max_k: must be greater than or equal to 1"),
     # params.yaml, dvc.lock and MLflow would record a password in the storage URL
     "storage password, escaped '/'": (
         {"tune": {"storage": "postgresql+psycopg2://blade:pw%2FSECRET@127.0.0.1:55432/optuna"}}, [],
@@ -158,6 +176,61 @@ def test_bad_parameters(tmp_path, monkeypatch, capsys, case):
     changes, argv, expected = PARAMETER_FILES[case]
     _project(tmp_path, {"e.txt": b"1 2\n"}, changes=changes)
     _refused(tmp_path, monkeypatch, capsys, ["ingest", *argv], expected)
+
+
+# params.yaml text as a user may break it: (text appended to the shipped file, expected message)
+_ALIASES = "\n".join(["x0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+                     + [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)])
+BROKEN_YAML = {
+    "billion laughs (nested aliases)": (_ALIASES.encode(), r"params\.yaml:\d+:\d+: expands to more "
+                                        r"than 100000 values through its aliases \(\*name\)"),
+    "duplicate key": (b"base:\n  seed: 1\n", r"params\.yaml:\d+:1: duplicate key 'base'"),
+    "tab indentation": (b"extra:\n\tkey: 1\n", r"params\.yaml:\d+:1: found character '\\t' that cannot "
+                        r"start any token"),
+    "unclosed bracket": (b"extra: [1, 2\n", r"params\.yaml:\d+:1: expected ',' or '\]', but got"),
+    "not UTF-8": (b"# caf\xe9\n", r"params\.yaml:\d+: byte \d+ \(b'\\xe9'\) is not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_YAML))
+def test_a_broken_parameters_file_is_named_with_its_line(tmp_path, monkeypatch, capsys, case):
+    extra, expected = BROKEN_YAML[case]
+    _project(tmp_path, {"e.txt": b"1 2\n"})
+    with open(tmp_path / "params.yaml", "ab") as handle:
+        handle.write(extra)
+    _refused(tmp_path, monkeypatch, capsys, ["ingest"], expected)
+
+
+@pytest.mark.parametrize("name", ["../../../escaped", "/tmp/escaped", ".hidden", "a/b"])
+def test_a_report_name_stays_inside_the_reports_folder(tmp_path, monkeypatch, capsys, name):
+    _project(tmp_path, {"e.txt": b"1 2\n2 3\n"})
+    for command in ("compare", "ablate"):
+        _refused(tmp_path, monkeypatch, capsys, [command, "--edges", "e.txt", "--name", name],
+                 r"--name .*: expected letters, digits, '-', '_' and '\.', not starting with '\.'")
+
+
+def test_coupled_values_change_together_in_one_command(tmp_path, monkeypatch, capsys):
+    _project(tmp_path, {"e.txt": b"1 2\n"})
+    monkeypatch.chdir(tmp_path)
+    # each alone breaks the sum (0.75 + 0.1 + 0.2); together they keep it at 1
+    assert cli.main(["ingest", "--set", "ingest.split.val=0.10", "--set", "ingest.split.test=0.15",
+                     "--set", "ingest.edges=nothere.txt"]) == 2
+    assert "nothere.txt: file not found" in capsys.readouterr().err  # got past the parameters
+    _refused(tmp_path, monkeypatch, capsys, ["ingest", "--set", "ingest.split.val=0.10"],
+             r"--set ingest\.split\.val=0\.10: ingest\.split: train \+ val \+ test must be 1")
+
+
+def test_an_interrupted_command_is_one_line(tmp_path, monkeypatch, capsys):
+    _project(tmp_path, {"e.txt": b"1 2\n"})
+    monkeypatch.chdir(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pipeline.ingest.ingest", interrupted)
+    assert cli.main(["ingest"]) == 130
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and error.startswith("blade ingest: interrupted")
 
 
 def test_a_parameters_file_that_is_not_a_mapping(tmp_path, monkeypatch, capsys):

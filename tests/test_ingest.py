@@ -83,7 +83,7 @@ def test_stage_writes_mapping_splits_and_metrics(in_project_tmp):
 
 
 def test_bad_input_leaves_no_outputs_and_keeps_previous_ones(in_project_tmp):
-    (in_project_tmp / "edges.csv").write_text("source,target\nA,B\nB,C\n")
+    (in_project_tmp / "edges.csv").write_text("source,target\nA,B\nB,C\nC,A\n")
     ingest_stage.main(PARAMS)
     before = pd.read_parquet("outputs/ingest/nodes.parquet")
     (in_project_tmp / "edges.csv").write_text("source,target\nA,B\nB\n")

@@ -203,3 +203,18 @@ def test_npz_object_arrays_are_refused_not_unpickled(tmp_path):
              adj_indptr=np.array([0, 1]), adj_shape=np.array([1, 1]))
     with pytest.raises(InputError, match="expected numeric adjacency/attribute arrays: Object arrays cannot"):
         read_edges(path)
+
+
+def test_csv_fields_lose_the_spaces_around_them(tmp_path):
+    path = tmp_path / "e.csv"
+    path.write_text("source, target\nA, B\n C ,\tD\n")
+    raw = read_edges(path)
+    assert list(raw.source) == ["A", "C"] and list(raw.target) == ["B", "D"]
+
+
+def test_float_parquet_ids_with_integer_id_type_name_the_row(tmp_path):
+    path = tmp_path / "e.parquet"
+    pd.DataFrame({"source": [1.0, 2.5], "target": [2.0, 3.0]}).to_parquet(path)
+    with pytest.raises(InputError, match=r"e\.parquet: row 0: expected integer node ids in int64 "
+                                         r"\(id_type int\), found a non-integer id '1\.0'"):
+        read_edges(path, id_type="int")

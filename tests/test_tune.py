@@ -148,3 +148,10 @@ def test_the_storage_password_comes_from_the_environment_only_at_connection(monk
     assert tune_stage.with_storage_password(url) == url
     monkeypatch.setenv("BLADE_STORAGE_PASSWORD", "pw/SECRET@1")
     assert tune_stage.with_storage_password(url) == "postgresql+psycopg2://blade:pw%2FSECRET%401@db.example:5432/optuna"
+
+
+def test_a_storage_without_its_driver_is_one_clear_line():
+    # pymysql is not a dependency: the URL names a driver this environment does not have
+    with pytest.raises(tune_stage.ConfigError, match=r"tune\.storage mysql\+pymysql://u@127\.0\.0\.1:1/db: "
+                                                      r"its database driver is not installed"):
+        tune_stage.open_storage("mysql+pymysql://u@127.0.0.1:1/db", attempts=1)
