@@ -68,8 +68,17 @@ def power_law_ccdf(d: torch.Tensor, alpha: float, d_min: int) -> torch.Tensor:
 
 
 def effective_alpha(alpha: float | None, alpha_multiplier: float, alpha_hat: float) -> float:
-    """The exponent n_u uses: an explicit ``alpha``, else ``alpha_multiplier * alpha_hat``."""
-    value = float(alpha) if alpha is not None else float(alpha_multiplier) * alpha_hat
+    """The exponent n_u uses: an explicit ``alpha``, else ``1 + alpha_multiplier * (alpha_hat - 1)``.
+
+    The multiplier scales the tail's steepness above 1 (alpha_hat = 1 + n / sum ln(d / d_min) is
+    always above 1), so every multiplier > 0 gives a decreasing tail: a search over it can never
+    leave the valid region, whatever the graph's alpha_hat. Multiplier 1 is alpha_hat itself."""
+    if alpha is not None:
+        value = float(alpha)
+    else:
+        if alpha_multiplier <= 0:
+            raise ValueError(f"alpha_multiplier must be > 0, got {alpha_multiplier}")
+        value = 1.0 + float(alpha_multiplier) * (alpha_hat - 1.0)
     if value < 1.0:
         raise ValueError(f"alpha must be >= 1 for a decreasing tail, got {value:.3f}")
     return value
@@ -83,11 +92,14 @@ def adaptive_sizes(
     alpha_multiplier: float,
     n_min: int,
     n_max: int,
+    alpha_hat: float | None = None,
 ) -> tuple[torch.Tensor, float, float]:
-    """n_u for every node from its training in-degree: fit alpha_hat, pick alpha, size.
+    """n_u for every node from its training in-degree: fit alpha_hat (unless given: the degree
+    statistics' fit of the same degrees), pick alpha, size.
 
     Returns ``(sizes [num_nodes], alpha_hat, alpha_used)``; see :func:`effective_alpha`.
     """
-    alpha_hat = fit_power_law_alpha(in_degree, d_min)
+    if alpha_hat is None:
+        alpha_hat = fit_power_law_alpha(in_degree, d_min)
     alpha_used = effective_alpha(alpha, alpha_multiplier, alpha_hat)
     return neighbourhood_sizes(in_degree, alpha_used, d_min, n_min, n_max), alpha_hat, alpha_used

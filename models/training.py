@@ -190,6 +190,26 @@ def sparse_features(graph: Any) -> torch.Tensor | None:
                                    check_invariants=True).coalesce()
 
 
+def fitted_alpha_hat(graph: Any, d_min: int) -> float | None:
+    """The degree statistics' power-law fit of the training in-degrees at ``d_min``, when the
+    graph carries them (``graph.alpha_hats``: ``{d_min: alpha_hat or None}``); None: fit here.
+
+    Raises:
+        ValueError: the fits do not cover ``d_min``, or its tail has no spread (alpha_hat
+            infinite): one line, which a tuning trial reports as its reason.
+    """
+    fits = getattr(graph, "alpha_hats", None)
+    if fits is None:
+        return None
+    if d_min not in fits:
+        raise ValueError(f"the degree statistics fit d_min {min(fits)} to {max(fits)}, not {d_min}: "
+                         "re-run degree_stats with this d_min in neighbourhood or tune.space")
+    if fits[d_min] is None:
+        raise ValueError(f"every training in-degree in the tail equals d_min = {d_min}: "
+                         "alpha_hat is infinite")
+    return float(fits[d_min])
+
+
 def build_sampler(variant: Variant, graph: Any, neighbourhood: Any,
                   fixed_fanout: int) -> NeighbourhoodSampler:
     """The variant's sampler over the training graph (both directions for undirected SAGE)."""
@@ -199,7 +219,8 @@ def build_sampler(variant: Variant, graph: Any, neighbourhood: Any,
         sizes, _, _ = adaptive_sizes(
             in_degree, d_min=neighbourhood.d_min, alpha=neighbourhood.alpha,
             alpha_multiplier=neighbourhood.alpha_multiplier,
-            n_min=neighbourhood.n_min, n_max=neighbourhood.n_max)
+            n_min=neighbourhood.n_min, n_max=neighbourhood.n_max,
+            alpha_hat=fitted_alpha_hat(graph, neighbourhood.d_min))
     else:
         sizes = torch.full((graph.num_nodes,), int(fixed_fanout), dtype=torch.long)
     edges = train if variant.directed else torch.cat([train, train.flip(0)], dim=1)

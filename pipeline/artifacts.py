@@ -24,6 +24,9 @@ class SplitGraph:
     val: torch.Tensor
     test: torch.Tensor
     features: sp.csr_matrix | None
+    # the degree statistics' power-law fits of the training in-degrees, {d_min: alpha_hat or
+    # None (infinite)}: what the samplers size neighbourhoods from (None: fitted where needed)
+    alpha_hats: dict[int, float | None] | None = None
 
     @property
     def all_edges(self) -> torch.Tensor:

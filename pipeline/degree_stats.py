@@ -1,15 +1,19 @@
 """Stage ``degree_stats``: degrees, one-way share, power-law fit alpha_hat, and the n_u it implies.
 
-    blade degree-stats                 # reads params.yaml (sections base, neighbourhood)
+    blade degree-stats                 # reads params.yaml (base, neighbourhood, tune.space)
 
 alpha_hat is fitted twice: on the whole clean graph (the figure the method doc tabulates) and on
 the training split (what training uses, so held-out edges never shape a neighbourhood).
 Outputs: ``outputs/degree_stats/degrees.parquet`` (per node: degrees and n_u),
+``outputs/degree_stats/power_law.json`` (the training fit for every d_min training or tuning may
+use: what ``tune`` and ``train`` size neighbourhoods from, :func:`with_power_law`),
 ``metrics/degree_stats.json``, ``plots/in_degree_distribution.png`` (log-log CCDF + fitted law).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,12 +26,15 @@ from models.graph import in_out_degrees
 from models.metrics import one_way_mask
 from models.power_law import adaptive_sizes, fit_power_law_alpha, power_law_ccdf
 from pipeline.artifacts import SplitGraph, load_split_graph
+from pipeline.config import StageError
 from pipeline.settings import NeighbourhoodSettings, as_settings, typed
 from pipeline.storage import pyplot, save_figure, whole_outputs, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
 OUTPUT_DIR = Path("outputs/degree_stats")
+POWER_LAW_PATH = OUTPUT_DIR / "power_law.json"  # read by tune and train (with_power_law)
+MIN_FITTED_D_MIN = 10  # fits for d_min 1..10 at least, so a tuning range needs no re-run
 METRICS_PATH = Path("metrics/degree_stats.json")
 PLOT_PATH = Path("plots/in_degree_distribution.png")
 
@@ -96,12 +103,50 @@ def plot_in_degree_distribution(in_degree: np.ndarray, alpha_hat: float, d_min: 
     save_figure(figure, path)
 
 
+def power_law_fits(graph: SplitGraph, largest_d_min: int) -> dict[str, Any]:
+    """alpha_hat of the training in-degrees for every d_min from 1 to ``largest_d_min`` (None
+    where the tail has no spread), with the graph's size so a reader can check it matches."""
+    train_in, _ = in_out_degrees(graph.train, graph.num_nodes)
+    fits: dict[str, float | None] = {}
+    for d_min in range(1, largest_d_min + 1):
+        try:
+            fits[str(d_min)] = fit_power_law_alpha(train_in, d_min)
+        except ValueError:
+            fits[str(d_min)] = None
+    return {"nodes": graph.num_nodes, "train_edges": int(graph.train.shape[1]), "alpha_hat_by_d_min": fits}
+
+
+def largest_d_min(settings) -> int:
+    """The largest d_min training or tuning may use: neighbourhood.d_min, tune.space's range."""
+    searched = settings.tune.space.get("neighbourhood.d_min")
+    high = int(searched.high) if searched is not None and searched.high is not None else 0
+    if searched is not None and searched.choices:
+        high = max(high, *(int(choice) for choice in searched.choices))
+    return max(MIN_FITTED_D_MIN, settings.neighbourhood.d_min, high)
+
+
+def with_power_law(graph: SplitGraph, path: Path = POWER_LAW_PATH) -> SplitGraph:
+    """``graph`` carrying the degree statistics' power-law fits (``alpha_hats``): tune and train
+    size neighbourhoods from them instead of fitting again."""
+    if not path.is_file():
+        raise StageError(f"{path} not found: run `blade degree-stats` (`dvc repro` runs it before "
+                         "tune and train)")
+    saved = json.loads(path.read_text())
+    if saved.get("nodes") != graph.num_nodes or saved.get("train_edges") != int(graph.train.shape[1]):
+        raise StageError(f"{path} was computed for another graph ({saved.get('nodes')} nodes, "
+                         f"{saved.get('train_edges')} training edges; this one has {graph.num_nodes}, "
+                         f"{int(graph.train.shape[1])}): re-run `blade degree-stats`")
+    fits = {int(d_min): value for d_min, value in saved["alpha_hat_by_d_min"].items()}
+    return dataclasses.replace(graph, alpha_hats=fits)
+
+
 @whole_outputs
 def main(params: dict[str, Any]) -> dict[str, Any]:
     settings = typed(params)
     graph = load_split_graph()
     metrics, table = degree_statistics(graph, settings.neighbourhood)
     write_parquet(OUTPUT_DIR / "degrees.parquet", table)
+    write_json(POWER_LAW_PATH, power_law_fits(graph, largest_d_min(settings)))
     write_json(METRICS_PATH, metrics)
     if settings.degree_stats.plot:
         plot_in_degree_distribution(table["in_degree"].to_numpy(), metrics["alpha_hat"],

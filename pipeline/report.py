@@ -672,7 +672,7 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
               "## Tuned parameters and the power law", "",
               "The values of the best trial (`tune.space`); alpha_hat is the maximum-likelihood "
               "power-law exponent of the first seed's training in-degrees at the tuned d_min, and "
-              "alpha = alpha_multiplier x alpha_hat sizes the neighbourhoods. \"val MRR@10 "
+              "alpha = 1 + alpha_multiplier x (alpha_hat - 1) sizes the neighbourhoods. \"val MRR@10 "
               "params.yaml\" is trial 0, which runs params.yaml's values.", ""] + tuned_table(reports) + [
               ""] + ablation_lines(ablations or [], rel) + sweep_lines(sweeps or []) + [
               "## Training", "",

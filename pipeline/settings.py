@@ -66,7 +66,7 @@ class IngestSettings(_Section):
 
 class NeighbourhoodSettings(_Section):
     d_min: PositiveInt = 1
-    alpha: Annotated[float, Field(gt=0.0)] | None = None
+    alpha: Annotated[float, Field(ge=1.0)] | None = None  # >= 1: a decreasing tail
     alpha_multiplier: Annotated[float, Field(gt=0.0)] = 1.0
     n_min: PositiveInt = 2
     n_max: PositiveInt = 10

@@ -38,6 +38,7 @@ from models.variants import Variant, get_variant
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, with_values
+from pipeline.degree_stats import with_power_law
 from pipeline.settings import NeighbourhoodSettings, TrainSettings, as_settings, typed
 from pipeline.storage import atomic_directory, atomic_path, whole_outputs, write_json
 
@@ -129,7 +130,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     settings = typed(params)
     base, config, neighbourhood = settings.base, settings.train, settings.neighbourhood
     seed = base.seed
-    graph = load_split_graph()
+    graph = with_power_law(load_split_graph())  # alpha_hat from the degree statistics
     if not tracking.is_rank_zero():
         # A DDP rank > 0: Lightning starts it by running `blade train` again. It runs the same
         # fits in the same order (their collective operations need every rank) and writes

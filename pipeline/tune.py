@@ -51,6 +51,7 @@ import sqlalchemy.exc
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
+from pipeline.degree_stats import with_power_law
 from pipeline.settings import STORAGE_PASSWORD_VARIABLE, SearchRange, TuneSettings, as_settings, typed
 from pipeline.storage import whole_outputs, write_json
 from pipeline.train import MONITOR, TUNED_PARAMS_PATH, TrainingDivergedError, fit_variant
@@ -320,6 +321,13 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             state = "DIVERGED"
             log.warning("tune: trial %d diverged: %s", trial.number, error)
             raise optuna.TrialPruned(str(error)) from error
+        except ValueError as error:  # values the graph cannot take (alpha_hat infinite at this d_min)
+            # one line naming the values and the reason; NaN makes Optuna record the trial as
+            # failed without a traceback, and a failed trial takes no place in the budget
+            log.warning("tune: trial %d failed with %s: %s", trial.number, values,
+                        str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+            client.set_tag(run_id, "optuna.fail_reason", str(error)[:500])
+            return float("nan")
         finally:
             if pruning.best is not None:  # a pruned trial's best epoch too: trials sort by it
                 tracking.log_metrics(client, run_id, {"best/val_mrr@10": pruning.best})
@@ -395,13 +403,14 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     log.info("tune: study %s in %s: %d of %d trials finished, %d running or waiting elsewhere "
              "(timeout %s s)", name, shown, done, n_trials, budget_used(study) - done, timeout)
     started = time.perf_counter()
-    if budget_used(study) < n_trials:
+    waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    if budget_used(study) - waiting < n_trials:  # an enqueued trial (the defaults) is there to run
         # Every worker stops once the study's trials fill n_trials (a worker alone: after
         # n_trials - done); failed trials take no place, so n_trials - done also bounds a worker.
         study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id, run_prefix),
                        n_trials=n_trials - done, timeout=float(timeout) if timeout else None,
                        callbacks=[StopAtBudget(n_trials)],
-                       catch=(ValueError, SurplusTrial),  # infeasible values, surplus: trial FAIL
+                       catch=(SurplusTrial,),  # another worker's trials fill the budget: FAIL
                        gc_after_trial=True)
     seconds = time.perf_counter() - started
 
@@ -431,7 +440,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     params = settings.model_dump(by_alias=True)  # every default filled in
     name = study_name(params, settings.tune)
     storage = storage_url(settings.tune)
-    graph = load_split_graph()
+    graph = with_power_law(load_split_graph())  # each trial sizes from the degree statistics' fit
     result = run_study(graph, params, settings.tune, name, storage, settings.mlflow.experiment)
     best_params = {
         "study": name, "storage": tracking.redact_url(storage), "trial": result.best_trial,

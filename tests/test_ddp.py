@@ -39,8 +39,9 @@ def _project(folder: Path, batch_size: int) -> Path:
     params["train"].update({"variants": ["blade"], "max_epochs": 3, "early_stopping_patience": 10,
                             "batch_size": batch_size, "supervision_fraction": 0.6, "use_tuned": False})
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest"], cwd=folder, check=True,
-                   capture_output=True, env=_environment())
+    for stage in ("ingest", "degree-stats"):
+        subprocess.run([sys.executable, "-m", "pipeline.cli", stage], cwd=folder, check=True,
+                       capture_output=True, env=_environment())
     return folder
 
 

@@ -45,10 +45,18 @@ def test_neighbourhood_sizes_validate_bounds():
 
 
 def test_effective_alpha_prefers_explicit_value():
-    assert effective_alpha(None, 1.5, 2.0) == pytest.approx(3.0)
-    assert effective_alpha(2.5, 1.5, 2.0) == pytest.approx(2.5)
+    # the multiplier scales alpha_hat - 1: 1 + 1.5 * (2 - 1) = 2.5
+    assert effective_alpha(None, 1.5, 2.0) == pytest.approx(2.5)
+    assert effective_alpha(None, 1.0, 1.4) == pytest.approx(1.4)  # multiplier 1: alpha_hat
+    assert effective_alpha(3.0, 1.5, 2.0) == pytest.approx(3.0)
     with pytest.raises(ValueError, match=">= 1"):
-        effective_alpha(None, 0.4, 2.0)
+        effective_alpha(0.8, 1.0, 2.0)  # an explicit alpha below 1
+
+
+def test_every_multiplier_keeps_alpha_above_one_even_when_alpha_hat_is_near_one():
+    # alpha_hat 1.05 (a flat tail): the old alpha_multiplier * alpha_hat gave 0.525 at 0.5
+    for multiplier in (0.01, 0.5, 1.0, 2.0, 10.0):
+        assert effective_alpha(None, multiplier, 1.05) > 1.0
 
 
 def test_adaptive_sizes_fit_alpha_from_the_degrees():

@@ -85,8 +85,9 @@ def tiny_tune_project(tmp_path: Path) -> Path:
     params["tune"].update({"n_trials": N_TRIALS, "study_name": "shared", "startup_trials": 2,
                            "pruner_startup_trials": 2, "include_defaults": True})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "ingest"], cwd=tmp_path, check=True,
-                   capture_output=True, env=_environment())
+    for stage in ("ingest", "degree-stats"):
+        subprocess.run([sys.executable, "-m", "pipeline.cli", stage], cwd=tmp_path, check=True,
+                       capture_output=True, env=_environment())
     return tmp_path
 
 

@@ -6,8 +6,10 @@ import json
 
 import optuna
 import pytest
+import torch
 import yaml
 
+from pipeline import degree_stats as degree_stats_stage
 from pipeline import ingest as ingest_stage
 from pipeline import tracking
 from pipeline import tune as tune_stage
@@ -39,6 +41,7 @@ def project(in_project_tmp, monkeypatch) -> dict:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tiny_tune_params(in_project_tmp)
     ingest_stage.main(params)
+    degree_stats_stage.main(params)  # tune reads the power-law fit from it
     return params
 
 
@@ -155,3 +158,76 @@ def test_a_storage_without_its_driver_is_one_clear_line():
     with pytest.raises(tune_stage.ConfigError, match=r"tune\.storage mysql\+pymysql://u@127\.0\.0\.1:1/db: "
                                                       r"its database driver is not installed"):
         tune_stage.open_storage("mysql+pymysql://u@127.0.0.1:1/db", attempts=1)
+
+
+def test_a_one_trial_budget_runs_the_default_trial(project):
+    project["tune"].update({"n_trials": 1, "include_defaults": True})
+    metrics = tune_stage.main(project)  # the enqueued defaults used to fill the budget: exit 2
+    assert metrics["trials_complete"] + metrics["trials_pruned"] == 1 and metrics["best_trial"] == 0
+
+
+def test_a_graph_with_alpha_hat_near_one_tunes_with_no_failed_trial(in_project_tmp, monkeypatch, caplog):
+    from models.graph import in_out_degrees
+    from models.power_law import fit_power_law_alpha
+    from pipeline.artifacts import load_split_graph
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tiny_tune_params(in_project_tmp)
+    # 40 products, each linked to the next 20: training in-degrees near 15, ln 15 = 2.7, so
+    # alpha_hat = 1 + n / sum ln d is about 1.4, and multiplier 0.5 x alpha_hat was 0.7 < 1
+    edges = [(u, (u + k) % 40) for u in range(40) for k in range(1, 21)]
+    (in_project_tmp / "data" / "tiny.txt").write_text("".join(f"{u}\t{v}\n" for u, v in edges))
+    space = {"neighbourhood.alpha_multiplier": {"low": 0.3, "high": 0.6, "log": True}}
+    params["tune"].update({"n_trials": 4, "max_epochs": 1, "include_defaults": False, "startup_trials": 4,
+                           "space": space})
+    ingest_stage.main(params)
+    degree_stats_stage.main(params)
+    graph = load_split_graph()
+    alpha_hat = fit_power_law_alpha(in_out_degrees(graph.train, graph.num_nodes)[0], 1)
+    assert 1.2 < alpha_hat < 1.6 and 0.6 * alpha_hat < 1.0  # every trial was invalid before
+    with caplog.at_level("WARNING"):
+        metrics = tune_stage.main(params)
+    assert metrics["trials_failed"] == 0 and metrics["trials_complete"] + metrics["trials_pruned"] == 4
+    assert "Traceback" not in caplog.text
+
+
+def test_a_failed_trial_is_one_line_with_its_values_and_reason(project, monkeypatch, caplog):
+    def infeasible(*args, **kwargs):
+        raise ValueError("every tail degree equals d_min = 3: alpha_hat is infinite")
+
+    monkeypatch.setattr(tune_stage, "fit_variant", infeasible)
+    project["tune"]["n_trials"] = 1
+    with caplog.at_level("WARNING"), pytest.raises(tune_stage.ConfigError, match="no trial .* completed"):
+        tune_stage.main(project)
+    failed = [record for record in caplog.records if "tune: trial 0 failed" in record.getMessage()]
+    assert len(failed) == 1 and failed[0].exc_info is None
+    assert "alpha_hat is infinite" in failed[0].getMessage() and "n_max" in failed[0].getMessage()
+
+
+def test_tune_and_train_size_neighbourhoods_from_the_degree_statistics(project):
+    from models.graph import in_out_degrees
+    from models.power_law import neighbourhood_sizes
+    from models.variants import get_variant
+    from pipeline import degree_stats, train
+    from pipeline.artifacts import load_split_graph
+    from pipeline.config import StageError
+
+    fits = json.loads(degree_stats.POWER_LAW_PATH.read_text())
+    assert set(fits["alpha_hat_by_d_min"]) == {str(d) for d in range(1, 11)}
+    # a doctored fit reaches the sampler: alpha 4.0 at d_min 1, as if degree_stats had said so
+    fits["alpha_hat_by_d_min"]["1"] = 4.0
+    degree_stats.POWER_LAW_PATH.write_text(json.dumps(fits))
+    graph = degree_stats.with_power_law(load_split_graph())
+    neighbourhood = dict(project["neighbourhood"], d_min=1, alpha=None, alpha_multiplier=1.0)
+    sampler = train.build_sampler(get_variant("blade"), graph, neighbourhood, 2)
+    in_degree, _ = in_out_degrees(graph.train, graph.num_nodes)
+    expected = neighbourhood_sizes(in_degree, 4.0, 1, neighbourhood["n_min"], neighbourhood["n_max"])
+    assert torch.equal(sampler._out.sizes, expected)  # the out-side sizes by in-degree
+    # without the degree statistics, neither stage starts
+    degree_stats.POWER_LAW_PATH.unlink()
+    for stage in (train, tune_stage):
+        with pytest.raises(StageError, match=r"power_law\.json not found: run `blade degree-stats`"):
+            stage.main(project)
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    for stage in ("tune", "train"):  # what `dvc dag` draws: degree_stats -> tune, train
+        assert "outputs/degree_stats/power_law.json" in stages[stage]["deps"]
