@@ -109,6 +109,8 @@ PARAMETER_FILES = {
     "set without a value": ({}, ["--set", "train.dim"], r"override 'train\.dim': expected KEY=VALUE"),
     "set of a misspelt key": ({}, ["--set", "train.dimm=3"],
         r"--set train\.dimm=3: train\.dimm: unknown key"),
+    "evaluate.ks without 10": ({"evaluate": {"ks": [5, 20]}}, [],
+                               r"params\.yaml: evaluate\.ks: must include 10 \(HR@10 and MRR@10"),
     "model name with '.' or '/'": ({"registry": {"model_name": "blade/amazon.v2"}}, [],
         r"params\.yaml: registry\.model_name: expected letters, digits, '-' and '_' \(a models:/ URI part\)"),
     "serving limit of 0": ({"registry": {"serving": {"max_k": 0}}}, [],
@@ -231,6 +233,35 @@ def test_an_interrupted_command_is_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["ingest"]) == 130
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and error.startswith("blade ingest: interrupted")
+
+
+def test_score_output_that_is_a_directory_is_refused_before_loading_a_model(tmp_path, monkeypatch, capsys):
+    _project(tmp_path, {"q.csv": b"query_id\nA\n"})
+    (tmp_path / "recs").mkdir()
+    _refused(tmp_path, monkeypatch, capsys, ["score", "--input", "q.csv", "--output", "recs"],
+             r"recs: is a directory; --output names the Parquet file to write")
+
+
+def test_float_parquet_ids_with_integer_id_type_name_the_row(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    buffer = io.BytesIO()
+    pd.DataFrame({"source": [1.0, 2.0], "target": [2.0, 3.0]}).to_parquet(buffer)
+    _project(tmp_path, {"e.parquet": buffer.getvalue()}, "e.parquet", changes={"ingest": {"id_type": "int"}})
+    _refused(tmp_path, monkeypatch, capsys, ["ingest"],
+             r"e\.parquet: row 0: expected integer node ids in int64 \(id_type int\), found a "
+             r"non-integer id '1\.0'")
+
+
+def test_evaluate_on_a_split_without_edges_is_refused(tmp_path, monkeypatch, capsys):
+    lines = "".join(f"{u} {u + 1}\n" for u in range(20)).encode()
+    split = {"train": 0.8, "val": 0.2, "test": 0.0}
+    _project(tmp_path, {"e.txt": lines}, changes={"ingest": {"split": split}})
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["ingest"]) == 0
+    capsys.readouterr()
+    _refused(tmp_path, monkeypatch, capsys, ["evaluate"],
+             r"evaluate: the test split has no edges to rank \(ingest\.split\.test is 0\)")
 
 
 def test_a_parameters_file_that_is_not_a_mapping(tmp_path, monkeypatch, capsys):
