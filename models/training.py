@@ -424,9 +424,15 @@ def fit_module(
     best_path = None
     if checkpoint is not None and checkpoint.best_model_path:
         best_path = Path(checkpoint.best_model_path)
-        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
+        if not best_path.is_file():  # checkpoints moved since they were written (a tuning
+            best_path = checkpoint_dir / best_path.name  # trial's, continued by train): same folder
+        saved = torch.load(best_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(saved["state_dict"])
     best = checkpoint.best_model_score if checkpoint is not None else None
+    if best is None and best_path is not None:  # resumed at its end: no epoch ran to report it
+        best = next((state["best_model_score"] for key, state in saved.get("callbacks", {}).items()
+                     if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None),
+                    None)
     if best_weights is not None and best_weights.state is not None:
         module.load_state_dict(best_weights.state)
         best = best_weights.best_score

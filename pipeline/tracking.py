@@ -441,6 +441,32 @@ def code_digest(root: Path = PROJECT_ROOT) -> str:
     return digest.hexdigest()[:12]
 
 
+def copy_curves(mlflow_client, source_run: str, target_run: str) -> int:
+    """Copy ``source_run``'s per-epoch curves (metric keys without '/', every step) into
+    ``target_run``: a model continued from a tuning trial shows the epochs it was trained for.
+    Returns how many points were copied: none when ``source_run`` is not in this tracking store
+    (tuning logged to another one, say a local store before MLFLOW_TRACKING_URI pointed at a
+    server)."""
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    try:
+        metrics = mlflow_client.get_run(source_run).data.metrics
+    except MlflowException:
+        log.warning("tracking: tuning run %s is not in this tracking store; its curves are not copied",
+                    source_run)
+        return 0
+    points = []
+    for key in metrics:
+        if "/" in key:
+            continue  # one-value results (best/..., run/...): the target logs its own
+        points += [Metric(key, point.value, point.timestamp, point.step)
+                   for point in mlflow_client.get_metric_history(source_run, key)]
+    for start in range(0, len(points), 1000):  # MLflow's batch limit
+        mlflow_client.log_batch(target_run, metrics=points[start:start + 1000])
+    return len(points)
+
+
 class EpochMetricsLogger(pl.Callback):
     """Logs every epoch's training and validation metrics to one MLflow run (rank 0 only).
 

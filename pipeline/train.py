@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 OUTPUT_DIR = Path("outputs/train")
 TUNED_PARAMS_PATH = Path("outputs/tune/best_params.json")
 CHECKPOINT_DIR = Path("outputs/checkpoints")
+# The tuning trials' checkpoints (pipeline.tune): the best complete trial's stays as "best",
+# with its number in trial.txt, and train continues it instead of training it again.
+TRIAL_CHECKPOINTS = Path("outputs/tune/checkpoints")
+TUNED_VARIANT = "blade"  # the variant tuning trials train
+BEST_TRIAL_CHECKPOINT = TRIAL_CHECKPOINTS / "best"
 METRICS_PATH = Path("metrics/train.json")
 
 
@@ -107,6 +112,28 @@ def save_embeddings(path: Path, result: FitResult, variant: str) -> None:
                     "scale": float(result.module.encoder.scale.detach()), "walk_channel": walk}, tmp)
 
 
+def adopt_trial_checkpoint(study: dict[str, Any] | None, checkpoint_dir: Path) -> bool:
+    """Put the chosen tuning trial's checkpoints where training resumes from: the trial trained
+    this very configuration (same variant, values, seed and graph: the same fingerprint), so
+    training continues it (to the end of its early stopping) instead of repeating it. Returns
+    whether it did; a different fingerprint is left to :func:`models.training.fit_module`,
+    which then starts afresh."""
+    trial_file = BEST_TRIAL_CHECKPOINT / "trial.txt"  # "<study name> <trial number>"
+    if study is None or not trial_file.is_file():
+        return False
+    if trial_file.read_text().split() != [str(study["study"]), str(study["trial"])]:
+        return False  # another study's or another trial's checkpoints
+    stamp = BEST_TRIAL_CHECKPOINT / "fingerprint.txt"
+    if not stamp.is_file() or not (BEST_TRIAL_CHECKPOINT / "last.ckpt").is_file():
+        return False
+    own = checkpoint_dir / "fingerprint.txt"
+    if own.is_file() and own.read_text() == stamp.read_text():
+        return True  # already adopted (an interrupted train resumes from its own progress)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    shutil.copytree(BEST_TRIAL_CHECKPOINT, checkpoint_dir)
+    return True
+
+
 def tuned_study() -> dict[str, Any] | None:
     """The tune stage's result (``outputs/tune/best_params.json``), or None if it has not run."""
     if not TUNED_PARAMS_PATH.is_file():
@@ -156,6 +183,12 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
             tracking.log_params(client, run_id, logged | {"tuned_trial": study["trial"] if study else None})
             tracking.log_dataset(client, run_id, base.dataset, params["ingest"]["edges"],
                                  tracking.split_sizes(graph), "training")
+            if name == TUNED_VARIANT and adopt_trial_checkpoint(study, CHECKPOINT_DIR / name):
+                log.info("train: %s continues tune trial %d's checkpoint (the same configuration) "
+                         "instead of training it again", name, study["trial"])
+                client.set_tag(run_id, "tune.continued_trial", str(study["trial"]))
+                if study.get("mlflow_run_id"):  # the run page shows every epoch of this model
+                    tracking.copy_curves(client, study["mlflow_run_id"], run_id)
             try:
                 result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name,
                                      callbacks=[tracking.EpochMetricsLogger(client, run_id)])

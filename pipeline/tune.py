@@ -30,13 +30,16 @@ configuration or code starts a new study instead of mixing results.
 
 MLflow: one parent run per study (re-used on resume) and one nested run per trial with its
 values, per-epoch metrics, its state and the environment. Outputs: ``outputs/tune/best_params.json``
-(the overrides the ``train`` stage applies) and ``metrics/tune.json``.
+(the overrides the ``train`` stage applies), ``outputs/tune/checkpoints/best`` (the best complete
+trial's checkpoints, which ``train`` continues rather than training that model again:
+:func:`keep_if_best`, :func:`pipeline.train.adopt_trial_checkpoint`) and ``metrics/tune.json``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -54,14 +57,21 @@ from pipeline.config import ConfigError, section, with_values
 from pipeline.degree_stats import with_power_law
 from pipeline.settings import STORAGE_PASSWORD_VARIABLE, SearchRange, TuneSettings, as_settings, typed
 from pipeline.storage import whole_outputs, write_json
-from pipeline.train import MONITOR, TUNED_PARAMS_PATH, TrainingDivergedError, fit_variant
+from pipeline.train import (
+    BEST_TRIAL_CHECKPOINT,
+    MONITOR,
+    TRIAL_CHECKPOINTS,
+    TUNED_PARAMS_PATH,
+    TUNED_VARIANT,
+    TrainingDivergedError,
+    fit_variant,
+)
 
 log = logging.getLogger(__name__)
 
 OUTPUT_DIR = TUNED_PARAMS_PATH.parent
 BEST_PARAMS_PATH = TUNED_PARAMS_PATH
 METRICS_PATH = Path("metrics/tune.json")
-TUNED_VARIANT = "blade"
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 # Trials that take a place in the budget: finished, running in a live worker (a dead worker's
 # trial misses its heartbeats and is failed after GRACE_SECONDS), or enqueued.
@@ -280,8 +290,26 @@ def log_chosen(client, parent_id: str, result: StudyResult) -> None:
         "run/seconds": result.seconds})
 
 
+def keep_if_best(study: optuna.Study, trial: optuna.Trial, value: float, checkpoint_dir: Path) -> None:
+    """Keep a complete trial's checkpoints as :data:`BEST_TRIAL_CHECKPOINT` when no earlier
+    complete trial scored higher (train continues it), else delete them: one trial's worth of
+    checkpoints stays on disk, not one per trial."""
+    others = [t.value for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+              if t.number != trial.number and t.value is not None]
+    if others and max(others) >= value:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return
+    (checkpoint_dir / "trial.txt").write_text(f"{study.study_name} {trial.number}")
+    old = BEST_TRIAL_CHECKPOINT.with_name(f".best.{trial.number}.old")
+    if BEST_TRIAL_CHECKPOINT.exists():
+        os.replace(BEST_TRIAL_CHECKPOINT, old)
+    os.replace(checkpoint_dir, BEST_TRIAL_CHECKPOINT)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings, client,
-                  experiment_id: str, parent_id: str, run_prefix: str = ""):
+                  experiment_id: str, parent_id: str, run_prefix: str = "",
+                  checkpoint_root: Path | None = None):
     space = tune.space
     seed = int(params["base"]["seed"])
     max_epochs = tune.max_epochs
@@ -306,13 +334,16 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
         chosen = trial_params(params, values, max_epochs)
         state = "FAILED"
         pruning = OptunaPruning(trial)
+        checkpoint_dir = checkpoint_root / f"trial-{trial.number}" if checkpoint_root is not None else None
         try:
             result = fit_variant(
-                TUNED_VARIANT, graph, chosen["neighbourhood"], chosen["train"], seed, None,
+                TUNED_VARIANT, graph, chosen["neighbourhood"], chosen["train"], seed, checkpoint_dir,
                 callbacks=[tracking.EpochMetricsLogger(client, run_id), pruning],
                 progress=False, walk_channel=False)
             state = "COMPLETE"
             tracking.log_metrics(client, run_id, {"run/seconds_per_epoch": result.seconds_per_epoch})
+            if checkpoint_dir is not None:
+                keep_if_best(trial.study, trial, result.best_score, checkpoint_dir)
             return result.best_score
         except optuna.TrialPruned:
             state = "PRUNED"
@@ -329,6 +360,8 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             client.set_tag(run_id, "optuna.fail_reason", str(error)[:500])
             return float("nan")
         finally:
+            if checkpoint_dir is not None and state != "COMPLETE":
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)  # pruned, failed: nothing to continue
             if pruning.best is not None:  # a pruned trial's best epoch too: trials sort by it
                 tracking.log_metrics(client, run_id, {"best/val_mrr@10": pruning.best})
             client.set_tag(run_id, "optuna.state", state)
@@ -372,7 +405,8 @@ class StudyResult:
 
 
 def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], name: str,
-              storage: str, experiment: str, run_prefix: str = "") -> StudyResult:
+              storage: str, experiment: str, run_prefix: str = "",
+              checkpoint_root: Path | None = None) -> StudyResult:
     """Create or resume study ``name`` in ``storage``, run its missing trials, return the best.
 
     ``tune`` holds the budget (``n_trials``, ``timeout_seconds``, ``max_epochs``), the sampler and
@@ -407,7 +441,8 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     if budget_used(study) - waiting < n_trials:  # an enqueued trial (the defaults) is there to run
         # Every worker stops once the study's trials fill n_trials (a worker alone: after
         # n_trials - done); failed trials take no place, so n_trials - done also bounds a worker.
-        study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id, run_prefix),
+        study.optimize(objective_for(graph, params, tune, client, experiment_id, parent_id, run_prefix,
+                                     checkpoint_root),
                        n_trials=n_trials - done, timeout=float(timeout) if timeout else None,
                        callbacks=[StopAtBudget(n_trials)],
                        catch=(SurplusTrial,),  # another worker's trials fill the budget: FAIL
@@ -441,7 +476,8 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     name = study_name(params, settings.tune)
     storage = storage_url(settings.tune)
     graph = with_power_law(load_split_graph())  # each trial sizes from the degree statistics' fit
-    result = run_study(graph, params, settings.tune, name, storage, settings.mlflow.experiment)
+    result = run_study(graph, params, settings.tune, name, storage, settings.mlflow.experiment,
+                       checkpoint_root=TRIAL_CHECKPOINTS)
     best_params = {
         "study": name, "storage": tracking.redact_url(storage), "trial": result.best_trial,
         "value": result.best_value,

@@ -231,3 +231,23 @@ def test_tune_and_train_size_neighbourhoods_from_the_degree_statistics(project):
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     for stage in ("tune", "train"):  # what `dvc dag` draws: degree_stats -> tune, train
         assert "outputs/degree_stats/power_law.json" in stages[stage]["deps"]
+
+
+def test_train_continues_the_chosen_trial_instead_of_training_it_again(project, caplog):
+    from pipeline import train
+
+    # trials train as long as train does (tune.max_epochs null), so the chosen trial is the
+    # very model train would fit: same fingerprint
+    project["tune"]["max_epochs"] = None
+    project["train"].update({"max_epochs": 2, "variants": ["blade"]})
+    tune_stage.main(project)
+    best = json.loads(tune_stage.BEST_PARAMS_PATH.read_text())
+    kept = train.BEST_TRIAL_CHECKPOINT
+    assert (kept / "trial.txt").read_text().split() == [best["study"], str(best["trial"])]
+    assert sorted(path.name for path in train.TRIAL_CHECKPOINTS.iterdir()) == ["best"]  # one trial's worth
+    with caplog.at_level("INFO"):
+        metrics = train.main(project)
+    assert f"continues tune trial {best['trial']}'s checkpoint" in caplog.text
+    assert "blade untrained" not in caplog.text  # nothing trained from the start
+    assert metrics["blade"]["best_val_mrr@10"] == pytest.approx(best["value"], abs=1e-5)
+    assert metrics["blade"]["epochs"] == 2
