@@ -14,6 +14,7 @@ plain objects, so this module needs neither the pipeline's configuration nor MLf
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 
 MONITOR = "val_mrr@10"
 DIRECTION_EDGES = 20_000  # one-way validation edges (a seeded sample) that calibrate direction
+
+
+FINISHED_FILE = "finished.txt"  # beside the checkpoints: their run ended, resuming trains nothing
 
 
 def is_rank_zero() -> bool:
@@ -370,12 +374,15 @@ def fit_module(
     all_callbacks = [timer, curve, *(callbacks or [])]
     checkpoint = None
     resume_from = None
+    finished = False  # the checkpoints' run ended (early stopping or max_epochs): train no more
     best_weights = BestWeights() if checkpoint_dir is None and module.validation is not None else None
     if best_weights is not None:
         all_callbacks.append(best_weights)
+    early_stopping = None
     if module.validation is not None:
-        all_callbacks.append(pl.callbacks.EarlyStopping(
-            MONITOR, mode="max", patience=config.early_stopping_patience))
+        early_stopping = pl.callbacks.EarlyStopping(MONITOR, mode="max",
+                                                    patience=config.early_stopping_patience)
+        all_callbacks.append(early_stopping)
     if checkpoint_dir is not None:
         stamp_path = checkpoint_dir / "fingerprint.txt"
         same = stamp_path.is_file() and stamp_path.read_text() == fingerprint
@@ -387,6 +394,7 @@ def fit_module(
         if same and (checkpoint_dir / "last.ckpt").is_file():
             resume_from = str(checkpoint_dir / "last.ckpt")
             log.info("%s: resuming from %s", label, resume_from)
+            finished = (checkpoint_dir / FINISHED_FILE).is_file()
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=checkpoint_dir, filename="best", monitor=MONITOR if module.validation else None,
             mode="max", enable_version_counter=False,
@@ -417,12 +425,31 @@ def fit_module(
         log.info("%s untrained: val_mrr@10 %.4f", label, untrained)
     val_loader = DataLoader(TensorDataset(torch.zeros(1)), batch_size=1)
     started = time.perf_counter()
-    trainer.fit(module, train_loader(module, config.batch_size, seed),
-                val_loader if module.validation else None, ckpt_path=resume_from,
-                weights_only=True)  # a checkpoint holds tensors and plain values: nothing to unpickle
+    if finished:  # another epoch would only train past the best one (a tuning trial's, say)
+        log.info("%s: that run had finished; its best epoch is kept and nothing is trained", label)
+    else:
+        trainer.fit(module, train_loader(module, config.batch_size, seed),
+                    val_loader if module.validation else None, ckpt_path=resume_from,
+                    weights_only=True)  # a checkpoint holds tensors and plain values: nothing to unpickle
     seconds = time.perf_counter() - started
+    durations = timer.durations or [seconds]
+    seconds_per_epoch = sum(durations) / len(durations)
+    ended = trainer.current_epoch >= config.max_epochs or (early_stopping is not None
+                                                           and early_stopping.stopped_epoch > 0)
+    if not finished and ended and checkpoint_dir is not None and is_rank_zero():
+        (checkpoint_dir / FINISHED_FILE).write_text(json.dumps(
+            {"fingerprint": fingerprint, "seconds": seconds, "seconds_per_epoch": seconds_per_epoch}))
     best_path = None
-    if checkpoint is not None and checkpoint.best_model_path:
+    epochs = trainer.current_epoch
+    if finished and (checkpoint_dir / "best.ckpt").is_file():
+        best_path = checkpoint_dir / "best.ckpt"
+        saved = torch.load(best_path, map_location="cpu", weights_only=True)
+        module.load_state_dict(saved["state_dict"])
+        last = torch.load(checkpoint_dir / "last.ckpt", map_location="cpu", weights_only=True)
+        epochs = int(last["epoch"]) + 1
+        earlier = json.loads((checkpoint_dir / FINISHED_FILE).read_text())
+        seconds, seconds_per_epoch = earlier["seconds"], earlier["seconds_per_epoch"]  # its own run
+    elif checkpoint is not None and checkpoint.best_model_path:
         best_path = Path(checkpoint.best_model_path)
         if not best_path.is_file():  # checkpoints moved since they were written (a tuning
             best_path = checkpoint_dir / best_path.name  # trial's, continued by train): same folder
@@ -456,9 +483,8 @@ def fit_module(
             log.info("%s direction: source prior %.3g -> %.3g, validation direction AUC %.4f -> %.4f",
                      label, direction["delta_before"], direction["delta"],
                      direction["auc_before"], direction["auc"])
-    durations = timer.durations or [seconds]
     return FitResult(module, float(best) if best is not None else float("nan"),
-                     trainer.current_epoch, seconds, sum(durations) / len(durations), best_path,
+                     epochs, seconds, seconds_per_epoch, best_path,
                      curve.scores, untrained, direction, walk, walk_fit)
 
 

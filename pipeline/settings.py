@@ -160,12 +160,14 @@ class SearchRange(_Section):
 
 
 class _Budget(_Section):
-    n_trials: NonNegativeInt = 6
-    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 420
+    n_trials: NonNegativeInt = 16
+    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 600
     max_epochs: PositiveInt | None = None
     include_defaults: bool = True
     startup_trials: NonNegativeInt = 3
-    pruner_startup_trials: NonNegativeInt = 2
+    halving_min_epochs: PositiveInt = 1  # successive halving: the first rung, in epochs
+    halving_rate: Annotated[int, Field(ge=2)] = 3  # 1 in halving_rate trials goes on at each rung
+    val_queries: PositiveInt | None = 1000  # validation edges a trial ranks each epoch (None: train's)
 
 
 class TuneSettings(_Budget):
@@ -302,7 +304,6 @@ class CompareTuneSettings(_Budget):
     timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 900
     include_defaults: bool = True
     startup_trials: NonNegativeInt = 5
-    pruner_startup_trials: NonNegativeInt = 4
 
 
 class DatasetSettings(_Section):

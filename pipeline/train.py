@@ -95,8 +95,12 @@ def fit_variant(
     neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
     pl.seed_everything(seed, workers=True, verbose=False)
     module = build_module(variant, graph, neighbourhood, config, seed)
-    stamp = fingerprint(variant_name, neighbourhood.model_dump(), config.model_dump(), seed,
-                        graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
+    # What trains this model: not which other variants train beside it, whether tuned values
+    # were asked for (the values themselves are in), or the size of the validation sample (a
+    # tuning trial ranks fewer edges each epoch; train continues it)
+    model_settings = config.model_dump(exclude={"variants", "use_tuned", "val_queries"})
+    stamp = fingerprint(variant_name, neighbourhood.model_dump(), model_settings,
+                        seed, graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
     return fit_module(module, config, seed, checkpoint_dir, stamp, callbacks, logger, progress,
                       label=variant_name,
                       walk_channel=walk_channel and config.walk_channel and variant.walk_channel)

@@ -165,12 +165,12 @@ class OptunaPruning(pl.Callback):
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
-        epoch = trainer.current_epoch
+        epochs = trainer.current_epoch + 1  # the step is the epochs trained: the halving rungs
         self.best = value if self.best is None else max(self.best, value)
-        self.trial.report(value, step=epoch)
+        self.trial.report(value, step=epochs)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epoch + 1}: "
-                                     f"{self.monitor} {value:.4f} below the pruner's threshold")
+            raise optuna.TrialPruned(f"trial {self.trial.number} pruned after epoch {epochs}: "
+                                     f"{self.monitor} {value:.4f} below the rung's best")
 
 
 def suggest(trial: optuna.Trial, space: dict[str, SearchRange | dict[str, Any]]) -> dict[str, Any]:
@@ -196,12 +196,16 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchRange | dict[str, Any]])
     return values
 
 
-def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int | None) -> dict[str, Any]:
-    """A copy of ``params`` with the trial's values and the per-trial epoch budget (None: the
-    ``train`` budget, so a trial ends where early stopping ends training)."""
+def trial_params(params: dict[str, Any], values: dict[str, Any], max_epochs: int | None,
+                 val_queries: int | None = None) -> dict[str, Any]:
+    """A copy of ``params`` with the trial's values, the per-trial epoch budget (None: the
+    ``train`` budget, so a trial ends where early stopping ends training) and the validation
+    edges a trial ranks each epoch (``tune.val_queries``; None: ``train.val_queries``)."""
     trial = with_values(params, values)
     if max_epochs:
         trial["train"]["max_epochs"] = int(max_epochs)
+    if val_queries:
+        trial["train"]["val_queries"] = int(val_queries)
     return trial
 
 
@@ -331,7 +335,7 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
         log.info("tune: trial %d: %s", trial.number,
                  ", ".join(f"{key.split('.')[-1]}={value:.4g}" if isinstance(value, float)
                            else f"{key.split('.')[-1]}={value}" for key, value in values.items()))
-        chosen = trial_params(params, values, max_epochs)
+        chosen = trial_params(params, values, max_epochs, tune.val_queries)
         state = "FAILED"
         pruning = OptunaPruning(trial)
         checkpoint_dir = checkpoint_root / f"trial-{trial.number}" if checkpoint_root is not None else None
@@ -345,8 +349,9 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             if checkpoint_dir is not None:
                 keep_if_best(trial.study, trial, result.best_score, checkpoint_dir)
             return result.best_score
-        except optuna.TrialPruned:
+        except optuna.TrialPruned as pruned:
             state = "PRUNED"
+            log.info("tune: %s", pruned)
             raise
         except TrainingDivergedError as error:  # a bad corner of the space, not a broken study
             state = "DIVERGED"
@@ -368,6 +373,17 @@ def objective_for(graph: SplitGraph, params: dict[str, Any], tune: TuneSettings,
             client.set_terminated(run_id, "FAILED" if state == "FAILED" else "FINISHED")
 
     return objective
+
+
+def halving_pruner(tune: TuneSettings) -> optuna.pruners.BasePruner:
+    """Successive halving over epochs (asynchronous, as Optuna's ``SuccessiveHalvingPruner``):
+    rungs after ``halving_min_epochs`` x ``halving_rate`` ** k epochs; at each rung a trial goes
+    on only if it is among the best 1 in ``halving_rate`` of the trials that reached that rung
+    (the best, while fewer than ``halving_rate`` have). Most trials cost one or a few epochs;
+    the promising ones train until early stopping, as ``train`` does."""
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=tune.halving_min_epochs,
+                                                  reduction_factor=tune.halving_rate,
+                                                  min_early_stopping_rate=0)
 
 
 def default_trial(params: dict[str, Any], space: dict[str, SearchRange]) -> dict[str, Any]:
@@ -406,11 +422,13 @@ class StudyResult:
 
 def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], name: str,
               storage: str, experiment: str, run_prefix: str = "",
-              checkpoint_root: Path | None = None) -> StudyResult:
+              checkpoint_root: Path | None = None,
+              pruner: optuna.pruners.BasePruner | None = None) -> StudyResult:
     """Create or resume study ``name`` in ``storage``, run its missing trials, return the best.
 
     ``tune`` holds the budget (``n_trials``, ``timeout_seconds``, ``max_epochs``), the sampler and
-    pruner settings and the ``space``; ``params`` everything a trial does not vary.
+    pruner settings and the ``space``; ``params`` everything a trial does not vary. ``pruner``
+    replaces the halving pruner (``bench/bench_tuning.py`` runs the earlier median pruner).
     """
     tune = as_settings(tune, TuneSettings)
     seed = int(section(params, "base")["seed"])
@@ -421,7 +439,7 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     study, created = open_study(
         name, open_storage(storage),
         optuna.samplers.TPESampler(seed=seed, n_startup_trials=tune.startup_trials),
-        optuna.pruners.MedianPruner(n_startup_trials=tune.pruner_startup_trials, n_warmup_steps=0))
+        pruner or halving_pruner(tune))
     defaults = default_trial(params, tune.space) if tune.include_defaults else {}
     if defaults and created:  # only the creating worker: workers started together enqueue it once
         study.enqueue_trial(defaults, user_attrs={"defaults": True})

@@ -26,7 +26,7 @@ def tiny_params() -> dict:
     params["tune"]["space"] = {"neighbourhood.n_max": {"low": 2, "high": 4, "int": True},
                                "train.dim": {"choices": [8, 16]}}
     params["compare"]["tune"] = {"n_trials": 3, "max_epochs": 2, "include_defaults": True,
-                                 "startup_trials": 3, "pruner_startup_trials": 3}
+                                 "startup_trials": 3}
     return params
 
 

@@ -83,7 +83,7 @@ def tiny_tune_project(tmp_path: Path) -> Path:
     """A project folder with a tiny graph ingested and a short study (n_trials 5, 2 epochs)."""
     params = tiny_tune_params(tmp_path)
     params["tune"].update({"n_trials": N_TRIALS, "study_name": "shared", "startup_trials": 2,
-                           "pruner_startup_trials": 2, "include_defaults": True})
+                           "include_defaults": True})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     for stage in ("ingest", "degree-stats"):
         subprocess.run([sys.executable, "-m", "pipeline.cli", stage], cwd=tmp_path, check=True,

@@ -51,8 +51,33 @@ def test_pruning_stops_a_trial_after_the_epoch_it_reports(graph):  # noqa: F811
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
         fit_variant("blade", graph, NEIGHBOURHOOD, dict(CONFIG, max_epochs=5), 0, None,
                     callbacks=[tune_stage.OptunaPruning(trial)], progress=False)
-    # MRR@10 can never reach 2.0: the first report prunes, so exactly one epoch was reported
-    assert list(study.trials[0].intermediate_values) == [0]
+    # MRR@10 can never reach 2.0: the first report prunes, so exactly one epoch was reported,
+    # at step 1 (the step is the number of epochs trained: the halving rungs count epochs)
+    assert list(study.trials[0].intermediate_values) == [1]
+
+
+def test_successive_halving_keeps_the_best_third_at_each_rung():
+    """Rungs after 1 and 3 epochs (halving_min_epochs 1, rate 3): at a rung a trial goes on only
+    when it is the best there while fewer than 3 trials reached it, then among the best third."""
+    settings = tune_stage.TuneSettings(halving_min_epochs=1, halving_rate=3)
+    study = optuna.create_study(direction="maximize", pruner=tune_stage.halving_pruner(settings))
+
+    def goes_on(values_by_epoch: dict[int, float]) -> bool:
+        trial = study.ask()
+        for epochs, value in values_by_epoch.items():
+            trial.report(value, epochs)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return False
+        study.tell(trial, max(values_by_epoch.values()))
+        return True
+
+    assert goes_on({1: 0.30, 2: 0.35, 3: 0.40, 4: 0.41})  # alone at every rung
+    assert not goes_on({1: 0.20})  # 2 trials at rung 1: only the best goes on
+    assert goes_on({1: 0.31, 2: 0.32, 3: 0.42})  # best at rung 1 (0.31 > 0.30) and rung 3 (0.42 > 0.40)
+    assert not goes_on({1: 0.25})  # 4 at rung 1: the best 4 // 3 = 1, which is 0.31
+    assert not goes_on({1: 0.32, 2: 0.33, 3: 0.39})  # best at rung 1, then 3rd of 3 at rung 3
+    assert [len(trial.intermediate_values) for trial in study.trials] == [4, 1, 3, 1, 3]
 
 
 def test_suggest_keeps_n_max_at_least_n_min():
@@ -239,8 +264,9 @@ def test_train_continues_the_chosen_trial_instead_of_training_it_again(project, 
     # trials train as long as train does (tune.max_epochs null), so the chosen trial is the
     # very model train would fit: same fingerprint
     project["tune"]["max_epochs"] = None
-    project["train"].update({"max_epochs": 2, "variants": ["blade"]})
-    tune_stage.main(project)
+    project["train"].update({"max_epochs": 2, "variants": ["blade", "sage"]})
+    tune_stage.main(project)  # trials rank tune.val_queries edges, train its own: still the same model
+    project["train"]["variants"] = ["blade"]  # which variants train beside it is no part of it either
     best = json.loads(tune_stage.BEST_PARAMS_PATH.read_text())
     kept = train.BEST_TRIAL_CHECKPOINT
     assert (kept / "trial.txt").read_text().split() == [best["study"], str(best["trial"])]
@@ -249,5 +275,6 @@ def test_train_continues_the_chosen_trial_instead_of_training_it_again(project, 
         metrics = train.main(project)
     assert f"continues tune trial {best['trial']}'s checkpoint" in caplog.text
     assert "blade untrained" not in caplog.text  # nothing trained from the start
+    assert "that run had finished; its best epoch is kept and nothing is trained" in caplog.text
     assert metrics["blade"]["best_val_mrr@10"] == pytest.approx(best["value"], abs=1e-5)
     assert metrics["blade"]["epochs"] == 2
