@@ -465,6 +465,8 @@ def fit_module(
         best = best_weights.best_score
     if best is None:
         best = trainer.callback_metrics.get(MONITOR)
+    if finished and module.validation is not None:  # on this run's validation sample (a tuning
+        best = module.validation_metrics()["mrr@10"]  # trial's may have ranked fewer edges)
     walk, walk_fit = None, None
     if walk_channel and module.validation is not None:
         source, target = module.embeddings()

@@ -575,7 +575,13 @@ Why we think our numbers differ from the paper's:
   model until BLADE got its walk channel (`train.walk_channel`: the best of four walks, added as
   lambda log(1 + W / eps), fitted on validation edges). The subset tables show where each
   method wins: the walk where the reverse edge is known, the embeddings and the directed
-  walks elsewhere.
+  walks elsewhere. The goal of +5% MRR@10 over the best of them on amazon0302 is not reached
+  (+2.2% on split 42); what else was tried, each with its validation figure (more walks, one
+  channel per walk step, a learned fusion, per-degree weights, the walk inside the training
+  loss), is in `docs/decisions.md`: none gained more than 0.0025 MRR@10 on validation.
+- **Direction, not reached.** No query-only term brings direction AUC near popularity's
+  without lowering the global metric, and a popularity term on the target barely moves it
+  (0.626 to 0.653 at a cost of 0.005 MRR@10; `docs/decisions.md`).
 - **Direction and the global metric.** The direction calibration keeps only source-prior
   weights that do not lower the global link metric on validation. A query-only term that helps
   direction AUC always moves the global metric, so on these graphs it mostly stays at the

@@ -276,5 +276,7 @@ def test_train_continues_the_chosen_trial_instead_of_training_it_again(project, 
     assert f"continues tune trial {best['trial']}'s checkpoint" in caplog.text
     assert "blade untrained" not in caplog.text  # nothing trained from the start
     assert "that run had finished; its best epoch is kept and nothing is trained" in caplog.text
+    # the trial's best epoch scored again on train's validation sample (here the same edges:
+    # the tiny graph has fewer validation edges than either sample size)
     assert metrics["blade"]["best_val_mrr@10"] == pytest.approx(best["value"], abs=1e-5)
     assert metrics["blade"]["epochs"] == 2
