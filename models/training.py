@@ -394,7 +394,7 @@ def fit_module(
         if same and (checkpoint_dir / "last.ckpt").is_file():
             resume_from = str(checkpoint_dir / "last.ckpt")
             log.info("%s: resuming from %s", label, resume_from)
-            finished = (checkpoint_dir / FINISHED_FILE).is_file()
+            finished = all((checkpoint_dir / name).is_file() for name in (FINISHED_FILE, "best.ckpt"))
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=checkpoint_dir, filename="best", monitor=MONITOR if module.validation else None,
             mode="max", enable_version_counter=False,
@@ -436,30 +436,22 @@ def fit_module(
     seconds_per_epoch = sum(durations) / len(durations)
     ended = trainer.current_epoch >= config.max_epochs or (early_stopping is not None
                                                            and early_stopping.stopped_epoch > 0)
+    epochs = trainer.current_epoch
     if not finished and ended and checkpoint_dir is not None and is_rank_zero():
         (checkpoint_dir / FINISHED_FILE).write_text(json.dumps(
-            {"fingerprint": fingerprint, "seconds": seconds, "seconds_per_epoch": seconds_per_epoch}))
+            {"epochs": epochs, "seconds": seconds, "seconds_per_epoch": seconds_per_epoch}))
     best_path = None
-    epochs = trainer.current_epoch
-    if finished and (checkpoint_dir / "best.ckpt").is_file():
+    if finished:  # the run that trained it (checkpoints possibly moved: a tuning trial's)
         best_path = checkpoint_dir / "best.ckpt"
-        saved = torch.load(best_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(saved["state_dict"])
-        last = torch.load(checkpoint_dir / "last.ckpt", map_location="cpu", weights_only=True)
-        epochs = int(last["epoch"]) + 1
+        module.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"])
         earlier = json.loads((checkpoint_dir / FINISHED_FILE).read_text())
-        seconds, seconds_per_epoch = earlier["seconds"], earlier["seconds_per_epoch"]  # its own run
+        epochs, seconds = earlier["epochs"], earlier["seconds"]
+        seconds_per_epoch = earlier["seconds_per_epoch"]
     elif checkpoint is not None and checkpoint.best_model_path:
         best_path = Path(checkpoint.best_model_path)
-        if not best_path.is_file():  # checkpoints moved since they were written (a tuning
-            best_path = checkpoint_dir / best_path.name  # trial's, continued by train): same folder
-        saved = torch.load(best_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(saved["state_dict"])
-    best = checkpoint.best_model_score if checkpoint is not None else None
-    if best is None and best_path is not None:  # resumed at its end: no epoch ran to report it
-        best = next((state["best_model_score"] for key, state in saved.get("callbacks", {}).items()
-                     if key.startswith("ModelCheckpoint") and state.get("best_model_score") is not None),
-                    None)
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    best = checkpoint.best_model_score if checkpoint is not None and not finished else None
     if best_weights is not None and best_weights.state is not None:
         module.load_state_dict(best_weights.state)
         best = best_weights.best_score

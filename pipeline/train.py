@@ -119,17 +119,17 @@ def save_embeddings(path: Path, result: FitResult, variant: str) -> None:
 def adopt_trial_checkpoint(study: dict[str, Any] | None, checkpoint_dir: Path) -> bool:
     """Put the chosen tuning trial's checkpoints where training resumes from: the trial trained
     this very configuration (same variant, values, seed and graph: the same fingerprint), so
-    training continues it (to the end of its early stopping) instead of repeating it. Returns
-    whether it did; a different fingerprint is left to :func:`models.training.fit_module`,
-    which then starts afresh."""
+    training keeps its best epoch instead of repeating it (:func:`models.training.fit_module`
+    trains nothing more on a finished run's checkpoints). Returns whether it did; a different
+    fingerprint is left to :func:`models.training.fit_module`, which then starts afresh."""
     trial_file = BEST_TRIAL_CHECKPOINT / "trial.txt"  # "<study name> <trial number>"
     if study is None or not trial_file.is_file():
         return False
     if trial_file.read_text().split() != [str(study["study"]), str(study["trial"])]:
         return False  # another study's or another trial's checkpoints
     stamp = BEST_TRIAL_CHECKPOINT / "fingerprint.txt"
-    if not stamp.is_file() or not (BEST_TRIAL_CHECKPOINT / "last.ckpt").is_file():
-        return False
+    if not stamp.is_file() or not (BEST_TRIAL_CHECKPOINT / training.FINISHED_FILE).is_file():
+        return False  # only a trial that ran to its end is taken over as it is
     own = checkpoint_dir / "fingerprint.txt"
     if own.is_file() and own.read_text() == stamp.read_text():
         return True  # already adopted (an interrupted train resumes from its own progress)
