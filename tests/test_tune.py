@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import optuna
@@ -78,6 +79,31 @@ def test_successive_halving_keeps_the_best_third_at_each_rung():
     assert not goes_on({1: 0.25})  # 4 at rung 1: the best 4 // 3 = 1, which is 0.31
     assert not goes_on({1: 0.32, 2: 0.33, 3: 0.39})  # best at rung 1, then 3rd of 3 at rung 3
     assert [len(trial.intermediate_values) for trial in study.trials] == [4, 1, 3, 1, 3]
+
+
+def test_halving_prunes_only_when_whole_trials_would_not_fit_the_budget():
+    """Two complete trials took 0 s and 10 s: 16 whole trials need 16 x 5 s = 80 s. Against a
+    100 s budget no trial is stopped; against 60 s halving stops one that is worst at rung 1."""
+    settings = tune_stage.TuneSettings(halving_min_epochs=1, halving_rate=3)
+
+    def worst_trial_pruned(timeout_seconds: float) -> bool:
+        pruner = tune_stage.PruneWhenBudgetBinds(tune_stage.halving_pruner(settings), 16, timeout_seconds)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        first = study.ask()
+        first.report(0.30, 1)
+        assert not first.should_prune()  # the first at a rung goes on, whatever the budget
+        study.tell(first, 0.30)
+        start = datetime.datetime(2026, 1, 1)
+        study.add_trial(optuna.trial.FrozenTrial(
+            number=1, trial_id=1, state=optuna.trial.TrialState.COMPLETE, value=0.35,
+            datetime_start=start, datetime_complete=start + datetime.timedelta(seconds=10),
+            params={}, distributions={}, user_attrs={}, system_attrs={}, intermediate_values={1: 0.35}))
+        worst = study.ask()
+        worst.report(0.10, 1)
+        return worst.should_prune()
+
+    assert not worst_trial_pruned(100.0)
+    assert worst_trial_pruned(60.0)
 
 
 def test_suggest_keeps_n_max_at_least_n_min():
