@@ -53,7 +53,7 @@ def cooccurrence_scores(edge_index: torch.Tensor, num_nodes: int) -> ScoreFn:
     nodes with equal path counts (in particular the many with none) by popularity but never
     overturns a count difference, which is at least 1; float32 rounding keeps that true for
     every count below 2**24 (all exact). The tie-break itself survives float32 only while the
-    spacing at the count, about count * 2**-23, is below eps (on amazon0302 counts up to ~10^4);
+    spacing at the count, about count * 2**-23, is below eps (counts up to ~10^4 on a 1M-edge graph);
     beyond that equal counts tie and get mid-ranks.
 
     Rows are computed on demand per chunk as the sparse product A[q] @ A (scipy CSR), so the

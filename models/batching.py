@@ -8,8 +8,8 @@ once into CSR (with the training edges of each entry's path); a batch then
   path uses a batch edge get weight 0, the mean is over the entries that remain), or
 - cuts out only the rows its L layers need (:func:`computation_graph`): the embeddings of the
   batch's nodes, the neighbours they aggregate, those neighbours' neighbours, and so on down to
-  layer 0. On amazon0302 a 4,096-edge batch needs a few percent of the full graph, so many
-  cheap optimiser steps replace a few full-graph ones.
+  layer 0. On a large sparse graph a batch needs a few percent of it, so many cheap optimiser
+  steps replace a few full-graph ones.
 """
 
 from __future__ import annotations

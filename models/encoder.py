@@ -12,7 +12,7 @@ materialised.
 Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each for a reason:
 
 - **Self term** ``W_self``: a node with an empty sampled neighbourhood (out-degree 0 nodes,
-  4,541 in amazon0302) would otherwise get the same vector as every other such node.
+  thousands in a product graph) would otherwise get the same vector as every other such node.
 - **No ReLU on the last layer**: ReLU then L2-norm gives non-negative unit vectors, so
   ``s_u . t_v`` would be confined to [0, 1] and could not say "u does not link to v".
 - **Score scale**: unit vectors give dot products in [-1, 1], and sigmoid(1) = 0.73 is as
@@ -44,7 +44,7 @@ class AggregationMatrix:
     ``A @ X`` (with ``X: [N, d]``) aggregates, for every node u, the rows X_v of its sampled
     neighbours v. The transpose is kept because the backward pass needs ``A^T @ grad``:
     ``torch.sparse.mm`` rebuilds ``A^T`` (a sort of all M entries) on every backward call,
-    which made its backward about 4x slower than the forward at amazon0302 size.
+    which made its backward several times slower than the forward on a graph of 1M edges.
     Built by :class:`models.batching.EpochAggregation` (structure once per epoch, values per
     mini-batch) or :func:`models.batching.aggregation_matrix`.
 
@@ -141,7 +141,7 @@ class ComputationGraph:
         last_rows: full-graph encoding only: ``[R]`` distinct node ids whose last-layer ``s``
             and ``t`` are computed, in that order (the rows of the output); None = all N.
             Earlier layers still encode every node. A training step needs the last layer
-            only for its edges' endpoints and its negatives, about a fifth of amazon0302's nodes.
+            only for its edges' endpoints and its negatives, a fraction of a large graph's nodes.
     """
 
     source_nodes: list[Tensor | None]
@@ -181,7 +181,7 @@ class ComputationGraph:
 def score(s: Tensor, t: Tensor, scale: float | Tensor) -> Tensor:
     """All-pairs scores ``scale * s @ t^T``: ``s: [B, d]`` queries, ``t: [N, d]`` -> ``[B, N]``.
     The scale multiplies the ``[B, d]`` queries, not the ``[B, N]`` product: one pass over B x N
-    fewer (a quarter of the validation time on amazon0302)."""
+    fewer, since B x d is far smaller than B x N."""
     return (scale * s) @ t.T
 
 
@@ -212,7 +212,7 @@ class EncoderConfig:
         weight_init: ``"random"`` (PyTorch's default for ``nn.Linear``) or ``"identity"``
             (W = W_self = I, zero bias: every layer starts as "mean of the neighbours plus
             myself", which keeps the geometry of structure-initialised ID tables; see
-            ``train.id_init`` and README "Training on amazon0302").
+            ``train.id_init``).
         similarity: add DAEMON's symmetric similarity channel (BladeEncoder only): every layer
             also aggregates the *same role* of the node's similarity neighbours through its own
             weight ``W_sim`` (s from s, t from t); the caller passes the similarity matrix.

@@ -3,8 +3,8 @@ supervision split of the epoch's training edges.
 
 Mini-batch training (:class:`models.module.LinkPredictionModule`) encodes only a batch's
 computation graph and masks, per batch, the sampled paths that use the batch's own edges. On
-amazon0302 it did not learn: over 2-3 epochs the loss rose and validation stayed where the
-structural start had put it. This module trains the way the measurements in
+the bundled product graph it did not learn (the loss rose, validation stayed at the structural
+start; the ablation row "mini-batch training (before)"). This module trains the way the measurements in
 ``docs/blade-method.md`` (section 8) point to:
 
 - **One split per epoch.** A seeded share ``supervision_fraction`` of the training edges are the

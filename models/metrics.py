@@ -26,11 +26,9 @@ ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 DEFAULT_KS = (5, 10, 20)
 
-# Default edges per chunk, measured on the 2-core CPU here: 20,000 amazon0302 test edges x
-# 262,111 nodes with a dim-64 embedding score_fn took 33-46 s for chunks of 128 to 1,024 with the
-# cores shared (about 21 s when idle, the matmul inside score_fn two thirds of it), but 62 s at
-# 64 and 73 s at 32 (per-chunk overhead). 256 keeps a chunk at 256 * N * 4 bytes = 268 MB
-# (plus one comparison buffer as large).
+# Default edges per chunk: below about 128 the per-chunk overhead dominates, above about 1,024
+# nothing is gained (measured: docs/decisions.md, 2026-12-03); 256 keeps a chunk's scores at 256 * N * 4 bytes
+# (268 MB at 262k nodes, plus one comparison buffer as large).
 DEFAULT_CHUNK_SIZE = 256
 
 # Counts are summed in float32, exact while every partial sum stays below 2**24.

@@ -1,9 +1,9 @@
 """Adam that updates only the rows a sparse gradient touches (the ID tables in mini-batch training).
 
-A mini-batch on amazon0302 touches about 100k of the 262k rows of each ID table. Dense Adam would
-move every row every step (its moments keep decaying and pushing rows the batch never saw) and
-costs a pass over all 2 x 262k x 64 entries; ``torch.optim.SparseAdam`` has the right semantics
-but measured 0.36-0.47 s per step for 137k rows here (it coalesces and rebuilds sparse tensors).
+A mini-batch touches a fraction of the rows of each ID table. Dense Adam would move every row
+every step (its moments keep decaying and pushing rows the batch never saw) and costs a pass over
+all 2 x N x dim entries; ``torch.optim.SparseAdam`` has the right semantics but coalesces and
+rebuilds sparse tensors every step (measured: docs/decisions.md, 2026-12-03).
 :class:`LazyAdam` does the same update with row gathers and scatters, about 5x faster, and also
 takes the dense parameters, so one optimiser serves the whole model.
 """

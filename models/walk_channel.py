@@ -45,15 +45,15 @@ FLOOR_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 # The walks a channel may use, each tried on validation edges: on A + A^T (a training edge
 # v -> q is one step from q) and on A (paths along the edges only, for graphs where the reverse
 # edge is rare), as the plain 3-step walk and as RP3beta (alpha 0.5: each step's probability
-# raised to 0.5, which favours paths through rare products). Walk steps weighted 1, 3, 3: the
-# walk baseline's best on amazon0302 validation, within 0.01 MRR@10 of (1, 1, 1) and (1, 3, 9).
+# raised to 0.5, which favours paths through rare products). Walk steps weighted 1, 3, 3: later
+# steps reach products the first step does not (docs/decisions.md has the grid's results).
 WALKS: dict[str, Callable[[Tensor, int], SparseRecommender]] = {
     "walk on A + A^T": lambda edges, nodes: walk_scores(edges, nodes, (1.0, 3.0, 3.0), symmetric=True),
     "walk on A": lambda edges, nodes: walk_scores(edges, nodes, (1.0, 3.0, 3.0), symmetric=False),
     "RP3beta on A + A^T": lambda edges, nodes: rp3beta_scores(edges, nodes, 0.5, 0.0, symmetric=True),
     "RP3beta on A": lambda edges, nodes: rp3beta_scores(edges, nodes, 0.5, 0.0, symmetric=False),
 }
-TABLE_WIDTH = 32  # entries per node: on amazon0302 the (1, 3, 3) rows hold 30 on average
+TABLE_WIDTH = 32  # entries per node: about the number a sparse product graph's 3-step rows hold
 
 
 @dataclass
