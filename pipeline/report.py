@@ -576,9 +576,10 @@ Why we think our numbers differ from the paper's:
   lambda log(1 + W / eps), fitted on validation edges). The subset tables show where each
   method wins: the walk where the reverse edge is known, the embeddings and the directed
   walks elsewhere. The goal of +5% MRR@10 over the best of them on amazon0302 is not reached
-  (+2.2% on split 42); what else was tried, each with its validation figure (more walks, one
-  channel per walk step, a learned fusion, per-degree weights, the walk inside the training
-  loss), is in `docs/decisions.md`: none gained more than 0.0025 MRR@10 on validation.
+  (the headline above has the gain); what else was tried, each with its validation figure (more
+  walks, one channel per walk step, a learned fusion, per-degree or per-group weights, the walk
+  inside the training loss, better embeddings under the channel), is in `docs/decisions.md`:
+  none gained more than 0.0025 MRR@10 on validation.
 - **Direction, not reached.** No query-only term brings direction AUC near popularity's
   without lowering the global metric, and a popularity term on the target barely moves it
   (0.626 to 0.653 at a cost of 0.005 MRR@10; `docs/decisions.md`).

@@ -391,13 +391,12 @@ class PruneWhenBudgetBinds(optuna.pruners.BasePruner):
     """``inner``'s decisions, applied only when ``n_trials`` whole trials would not fit in
     ``timeout_seconds``: the mean time of the study's complete trials x ``n_trials``.
 
-    Halving trades a better search for a cheaper one, and early epochs predict the best epoch
-    poorly on small graphs: on cora_ml (seed 42) halving stopped 14 of 16 trials after 1-9 of
-    their 10-20 epochs and kept params.yaml's values (validation MRR@10 0.2477), where the same
-    16 trials run whole reached 0.2974 in 35 s (docs/decisions.md). So a graph whose whole
-    trials fit the budget gets them; a big one (amazon0302: about 5 min a trial, 16 of them
-    against 600 s) is halved from its second trial on. Until a trial completes (trial 0, the
-    defaults) nothing is pruned. ``inner`` sees every report either way, so it keeps its rungs.
+    Halving trades a better search for a cheaper one, and a trial's first epochs predict its best
+    one poorly where trials are short (small graphs: ``docs/decisions.md`` has the study that kept
+    the defaults because of it). So a graph whose whole trials fit the budget gets them, and a
+    big one is halved once its first complete trial shows they would not fit. Until a trial
+    completes (trial 0, the defaults) nothing is pruned. ``inner`` sees every report either
+    way, so it keeps its rungs.
     """
 
     def __init__(self, inner: optuna.pruners.BasePruner, n_trials: int,

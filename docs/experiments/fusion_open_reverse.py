@@ -9,6 +9,7 @@ Validation edges only (training's 5,000-edge sample); docs/decisions.md has what
 import torch
 
 from models.encoder import score as embedding_score
+from models.graph import reverse_exists
 from models.training import validation_set
 from models.walk_channel import WALKS, fit_walk_channel, top_table
 from pipeline.artifacts import load_split_graph
@@ -22,12 +23,11 @@ rows = lambda q: embedding_score(S[q], T, scale)  # noqa: E731
 table = top_table(WALKS["walk on A + A^T"](graph.train, graph.num_nodes), graph.num_nodes, 32)
 
 n = graph.num_nodes
-source, target = graph.train[0].long(), graph.train[1].long()
-keys = torch.sort(source * n + target).values
-reverse_linked = torch.isin(target * n + source, keys)  # for u -> q: is q -> u in training?
-open_reverse = torch.bincount(target[~reverse_linked], minlength=n)  # per q: open u -> q
-queries, targets = val.edges
-is_reverse = torch.isin(targets * n + queries, keys)
+# per query q: its open reverse neighbours, the u -> q in training with q -> u not in training
+reverse_linked = reverse_exists(graph.train, graph.train, n)
+open_reverse = torch.bincount(graph.train[1].long()[~reverse_linked], minlength=n)
+queries = val.edges[0]
+is_reverse = reverse_exists(val.edges, graph.train, n)
 groups = {"no open reverse": open_reverse[queries] == 0, "open reverse": open_reverse[queries] > 0}
 
 
