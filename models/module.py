@@ -31,6 +31,7 @@ from models.encoder import ComputationGraph, score
 from models.loss import blade_loss, sample_negatives
 from models.metrics import direction_auc, filtered_ranks, ranking_metrics
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
+from models.target_prior import fit_target_prior
 from models.walk_channel import WalkChannel, pair_bonus
 
 # The degree priors' scalar weights (models.encoder.BladeEncoder), trained at prior_lr_factor x lr.
@@ -230,6 +231,25 @@ class LinkPredictionModule(pl.LightningModule):
         s, t = self.embeddings()
         u, v = self.validation.one_way
         return direction_auc((s[u] * t[v]).sum(-1), (s[v] * t[u]).sum(-1))
+
+    @torch.no_grad()
+    def refit_target_prior(self) -> dict[str, object] | None:
+        """Refits the target prior's weight gamma to the ranking of the validation edges (see
+        :func:`models.target_prior.fit_target_prior`): gamma + the best shift of the grid, 0
+        among them. None when the encoder has no target prior or there is no validation."""
+        weight = getattr(self.encoder, "prior_weight", None)
+        if weight is None or self.validation is None:
+            return None
+        s, t = self.embeddings()
+        scale = float(self.encoder.scale.detach())
+        in_degree = torch.bincount(self.train_edges[1], minlength=self.num_nodes)
+        validation = self.validation
+        fit = fit_target_prior(lambda queries: score(s[queries], t, scale),
+                               torch.log1p(in_degree.float()), validation.edges,
+                               validation.exclude_indptr, validation.exclude_indices)
+        before = float(weight)
+        weight.add_(fit["shift"])
+        return fit | {"gamma_before": before, "gamma": float(weight)}
 
     @torch.no_grad()
     def calibrate_direction(self, walk: WalkChannel | None = None) -> dict[str, float] | None:

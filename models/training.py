@@ -92,6 +92,7 @@ class FitResult:
     direction: dict[str, float] | None = None  # source-prior calibration (models.direction)
     walk_channel: WalkChannel | None = None  # fitted on validation edges (models.walk_channel)
     walk_fit: dict[str, Any] | None = None  # what choose_walk_channel tried and chose
+    target_prior: dict[str, Any] | None = None  # the target prior's refit (models.target_prior)
 
 
 class EpochTimer(pl.Callback):
@@ -357,11 +358,14 @@ def fit_module(
     progress: bool = True,
     label: str = "",
     walk_channel: bool = False,
+    refit_target_prior: bool = False,
 ) -> FitResult:
     """Fit ``module`` until early stopping (``config.early_stopping_patience`` epochs without a
     better validation MRR@10) or ``config.max_epochs``, on ``config.accelerator`` /
-    ``config.devices``; then, with ``walk_channel``, fit the walk channel (which walk, lambda,
-    epsilon: :func:`models.walk_channel.choose_walk_channel`) on the validation edges, and with
+    ``config.devices``; then, with ``refit_target_prior``, refit the target prior's weight to
+    the validation ranking (:func:`models.target_prior.fit_target_prior`), with
+    ``walk_channel`` fit the walk channel (which walk, lambda, epsilon:
+    :func:`models.walk_channel.choose_walk_channel`) on the validation edges, and with
     ``config.calibrate_direction`` refit the source prior to the scores with that channel.
 
     With ``checkpoint_dir``, every epoch is checkpointed there and a run with the same
@@ -459,6 +463,11 @@ def fit_module(
         best = trainer.callback_metrics.get(MONITOR)
     if finished and module.validation is not None:  # on this run's validation sample (a tuning
         best = module.validation_metrics()["mrr@10"]  # trial's may have ranked fewer edges)
+    prior_fit = module.refit_target_prior() if refit_target_prior else None
+    if prior_fit is not None:
+        log.info("%s target prior: gamma %.3g -> %.3g, validation MRR@10 %.4f -> %.4f", label,
+                 prior_fit["gamma_before"], prior_fit["gamma"], prior_fit["mrr@10_without"],
+                 prior_fit["mrr@10"])
     walk, walk_fit = None, None
     if walk_channel and module.validation is not None:
         source, target = module.embeddings()
@@ -479,6 +488,6 @@ def fit_module(
                      direction["auc_before"], direction["auc"])
     return FitResult(module, float(best) if best is not None else float("nan"),
                      epochs, seconds, seconds_per_epoch, best_path,
-                     curve.scores, untrained, direction, walk, walk_fit)
+                     curve.scores, untrained, direction, walk, walk_fit, prior_fit)
 
 

@@ -178,6 +178,7 @@ def ablate_seed(params: dict[str, Any], rows: dict[str, Any], chosen: list[str],
             "val_low_mrr@10": low["val_low_mrr@10"], "val_low_hit_rate@10": low["val_low_hit_rate@10"],
             # the model as it scores: with its walk channel (the same as best_val_mrr@10 without one)
             "val_mrr@10_scored": low["val_mrr@10"], "walk_channel": result.walk_fit,
+            "target_prior": result.target_prior,
             "val_direction_auc": _rounded(result.module.validation_direction_auc()),
             "epochs": result.epochs, "seconds": round(time.perf_counter() - started, 1),
             "seconds_per_epoch": round(result.seconds_per_epoch, 2),

@@ -207,6 +207,7 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
                             "seconds": round(result.seconds, 1),
                             "best_val_mrr@10": result.best_score,
                             "untrained_val_mrr@10": result.untrained_score,
+                            "target_prior": result.target_prior,
                             "walk_channel": result.walk_fit,
                             "val_mrr@10_curve": [round(score, 5) for score in result.curve],
                             "tuned": bool(tuned) and variant in tuned_variants}

@@ -97,6 +97,7 @@ class TrainSettings(_Section):
     source_prior: bool = True
     prior_lr_factor: Annotated[float, Field(gt=0.0)] = 1.0
     calibrate_direction: bool = True
+    refit_target_prior: bool = True
     walk_channel: bool = True
     dim: PositiveInt = 64
     num_layers: PositiveInt = 2

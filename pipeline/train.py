@@ -103,7 +103,8 @@ def fit_variant(
                         seed, graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
     return fit_module(module, config, seed, checkpoint_dir, stamp, callbacks, logger, progress,
                       label=variant_name,
-                      walk_channel=walk_channel and config.walk_channel and variant.walk_channel)
+                      walk_channel=walk_channel and config.walk_channel and variant.walk_channel,
+                      refit_target_prior=walk_channel and config.refit_target_prior)
 
 
 def save_embeddings(path: Path, result: FitResult, variant: str) -> None:
@@ -210,12 +211,17 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
             edges_per_second = graph.train.shape[1] / result.seconds_per_epoch
             summary = {
                 "variant": name, "best_val_mrr@10": round(result.best_score, 5),
+                "target_prior": result.target_prior,
                 "walk_channel": result.walk_fit,
                 "epochs": result.epochs, "seconds": round(result.seconds, 1),
                 "seconds_per_epoch": round(result.seconds_per_epoch, 2),
                 "train_edges_per_second": round(edges_per_second),
             }
             tracking.log_metrics(client, run_id, tracking.summary_metrics(summary))
+            if result.target_prior is not None:
+                tracking.log_metrics(client, run_id, {
+                    "best/val_mrr@10_target_prior": result.target_prior["mrr@10"],
+                    "run/target_prior_gamma": result.target_prior["gamma"]})
             if result.walk_fit is not None:
                 tracking.log_metrics(client, run_id, {
                     "best/val_mrr@10_walk_channel": result.walk_fit["val_mrr@10"],
