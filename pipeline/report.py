@@ -692,6 +692,8 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
               "", WHY, "## Reproduce", "", "```",
               *[f"blade compare --dataset {name}" for name in names if name in
                 ("amazon0302", "cora_ml", "citeseer")],
+              *(["dvc repro reports/dvc.yaml:unseen  # generates the preferential-attachment "
+                 "digraph, then blade compare --edges"] if "scalefree" in names else []),
               "blade report", "# or: dvc repro reports/dvc.yaml", "```", ""]
     text = "\n".join(lines)
     with atomic_path(output) as tmp:

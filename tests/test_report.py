@@ -198,6 +198,9 @@ def test_report_pipeline_covers_every_bundled_graph():
     for name in graphs:
         assert f'"reports/dvc.yaml:compare@{name}" -> "reports/dvc.yaml:report"' in dag
         assert f'"reports/dvc.yaml:ablate@{name}" -> "reports/dvc.yaml:report"' in dag
+    # the graph no default was chosen on, generated, feeds the report too
+    assert '"reports/dvc.yaml:unseen" -> "reports/dvc.yaml:report"' in dag
+    assert "reports/compare/scalefree.json" in stages["report"]["deps"]
 
 
 def test_report_shows_a_gpu_sweep(tmp_path):
