@@ -48,9 +48,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.scoring import top_k  # noqa: E402
-from models.training import MONITOR, TrainingGraph, build_module, fit_module  # noqa: E402
+from models.training import MONITOR, TrainingGraph, build_module  # noqa: E402
 from models.variants import get_variant  # noqa: E402
 from pipeline.edges import clean_edges, split_edges  # noqa: E402
+from pipeline.fitting import fit_module  # noqa: E402
 from pipeline.readers import read_edges  # noqa: E402
 
 SCORE_RTOL = 1e-4

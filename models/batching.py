@@ -20,7 +20,6 @@ import torch
 from torch import Tensor
 
 from models.encoder import (
-    AGGREGATIONS,
     AggregationMatrix,
     ComputationGraph,
     csr_pointer,
@@ -30,16 +29,12 @@ from models.encoder import (
 
 
 class EpochAggregation:
-    r"""Sparse ``[N, N]`` aggregation over sampled pairs, re-weightable per mini-batch.
+    r"""Sparse ``[N, N]`` mean aggregation over sampled pairs, re-weightable per mini-batch.
 
     For the pairs (u, v) kept by a batch (``via_edge`` not excluded), with k_u kept pairs in
-    row u:
-
-    .. math::
-        A_{uv} = 1 / k_u \ (\text{mean}), \quad 1 \ (\text{sum}), \quad
-        1 / \sqrt{k_u (d_v + 1)} \ (\text{degree\_weighted})
-
-    and 0 for excluded pairs. Rows with no kept pair are zero (the encoder's self term carries
+    row u, :math:`A_{uv} = 1 / k_u`, and 0 for excluded pairs. (Sum and degree-weighted
+    aggregations were flags once; no default, tuning or ablation used them: ``docs/decisions.md``,
+    2026-12-06.) Rows with no kept pair are zero (the encoder's self term carries
     the node).
 
     Args:
@@ -49,8 +44,6 @@ class EpochAggregation:
             when any of them is excluded. May be taken modulo ``num_edges`` by the caller for
             graphs listed in both directions (keep the ``-1`` padding).
         num_nodes: N.
-        aggregation: ``"mean" | "sum" | "degree_weighted"``.
-        node_degree: ``[N]`` degrees for ``"degree_weighted"``.
     """
 
     def __init__(
@@ -58,22 +51,15 @@ class EpochAggregation:
         index: Tensor,
         via_edge: Tensor,
         num_nodes: int,
-        aggregation: str = "mean",
-        node_degree: Tensor | None = None,
     ) -> None:
         if index.dim() != 2 or index.shape[0] != 2:
             raise ValueError(f"index must have shape [2, M] (rows u, v), got {list(index.shape)}")
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
         if index.numel() > 0 and (int(index.min()) < 0 or int(index.max()) >= num_nodes):
             raise ValueError(
                 f"index holds node ids in [{int(index.min())}, {int(index.max())}], "
                 f"outside [0, {num_nodes}); was num_nodes taken from the same graph?"
             )
-        if aggregation == "degree_weighted" and (node_degree is None or node_degree.shape != (num_nodes,)):
-            raise ValueError("aggregation='degree_weighted' needs node_degree of shape [num_nodes]")
         self.num_nodes = num_nodes
-        self.aggregation = aggregation
         index = index.long()
         order = torch.argsort(index[0] * num_nodes + index[1])
         self.row = index[0, order]
@@ -85,9 +71,6 @@ class EpochAggregation:
         self.t_order = torch.argsort(self.col * num_nodes + self.row)
         self.t_crow = csr_pointer(self.col[self.t_order], num_nodes)
         self.t_col = self.row[self.t_order]
-        self.neighbour_degree = (
-            node_degree.to(torch.float32)[self.col] + 1.0 if node_degree is not None else None
-        )
 
     def matrix(self, excluded_edges: Tensor | None = None) -> AggregationMatrix:
         """The ``[N, N]`` aggregation matrix with pairs whose path uses an excluded edge dropped.
@@ -100,19 +83,12 @@ class EpochAggregation:
         else:
             keep = (~_reached_through(excluded_edges, self.via_edge)).to(torch.float32)
         kept_per_row = torch.zeros(self.num_nodes, dtype=torch.float32).index_add_(0, self.row, keep)
-        value = self._weights(keep, kept_per_row[self.row], self.neighbour_degree)
+        value = keep / kept_per_row[self.row].clamp(min=1.0)
         shape = (self.num_nodes, self.num_nodes)
         return AggregationMatrix(
             matrix=csr_tensor(self.crow, self.col, value, shape),
             transpose=csr_tensor(self.t_crow, self.t_col, value[self.t_order], shape),
         )
-
-    def _weights(self, keep: Tensor, kept_in_row: Tensor, neighbour_degree: Tensor | None) -> Tensor:
-        if self.aggregation == "mean":
-            return keep / kept_in_row.clamp(min=1.0)
-        if self.aggregation == "sum":
-            return keep
-        return keep * torch.rsqrt(kept_in_row.clamp(min=1.0) * neighbour_degree)
 
     def rows(self, nodes: Tensor, excluded_edges: Tensor | None = None) -> RowSelection:
         """The kept entries of rows ``nodes`` (in that order), with their aggregation weights.
@@ -126,9 +102,7 @@ class EpochAggregation:
             kept = ~_reached_through(excluded_edges, self.via_edge[slot])
             slot, local_row = slot[kept], local_row[kept]
         kept_per_row = torch.bincount(local_row, minlength=nodes.numel())
-        ones = torch.ones(slot.numel(), dtype=torch.float32)
-        degree = self.neighbour_degree[slot] if self.neighbour_degree is not None else None
-        value = self._weights(ones, kept_per_row[local_row].to(torch.float32), degree)
+        value = 1.0 / kept_per_row[local_row].to(torch.float32).clamp(min=1.0)
         return RowSelection(local_row, self.col[slot], value, nodes.numel())
 
 
@@ -143,8 +117,6 @@ def _reached_through(excluded_edges: Tensor, path_edges: Tensor) -> Tensor:
 def aggregation_matrix(
     index: Tensor,
     num_nodes: int,
-    aggregation: str = "mean",
-    node_degree: Tensor | None = None,
 ) -> AggregationMatrix:
     """The aggregation matrix of sampled pairs with nothing excluded (inference, tests).
 
@@ -152,10 +124,10 @@ def aggregation_matrix(
 
     Args:
         index: ``[2, M]`` pairs (u, v), v in S(u).
-        num_nodes, aggregation, node_degree: as for :class:`EpochAggregation`.
+        num_nodes: N.
     """
     no_edge = torch.zeros(index.shape[-1], dtype=torch.long)
-    return EpochAggregation(index, no_edge, num_nodes, aggregation, node_degree).matrix(None)
+    return EpochAggregation(index, no_edge, num_nodes).matrix(None)
 
 
 @dataclass

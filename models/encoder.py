@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-AGGREGATIONS = ("mean", "sum", "degree_weighted")
 TARGET_PRIORS = ("none", "degree", "node")
 
 # Standard deviation of the layer-0 ID tables: small, the first layer's L2-norm rescales anyway.
@@ -198,10 +197,6 @@ class EncoderConfig:
         num_nodes: N (size of the ID tables).
         dim: embedding width d (every layer).
         num_layers: L >= 1 message-passing layers.
-        aggregation: how the caller built the adjacency (kept for the record and the
-            checkpoint; the encoder itself only multiplies by the given matrices).
-        in_features: None -> learnable ID embeddings at layer 0; F -> node features ``[N, F]``
-            through a linear projection.
         dropout: dropout probability on every layer's input (training only).
         self_term: add the root term ``h^(l-1) W_self^l`` (False = the paper's update).
         score_scale: initial positive multiplier of the dot-product score.
@@ -224,7 +219,7 @@ class EncoderConfig:
             (BladeEncoder only). A term of the query alone changes no query's ranking (softmax
             and every top-k are blind to it), so only the direction loss trains it: it lets
             ``x(u -> v) - x(v -> u)`` say which end is the popular one.
-        shared_input: one layer-0 table (or feature projection) for both roles, ``s^0 = t^0``, as
+        shared_input: one layer-0 table for both roles, ``s^0 = t^0``, as
             DAEMON starts both from the product's features (BladeEncoder only; halves the ID
             parameters; the layers still make s and t differ).
     """
@@ -232,8 +227,6 @@ class EncoderConfig:
     num_nodes: int
     dim: int = 64
     num_layers: int = 2
-    aggregation: str = "mean"
-    in_features: int | None = None
     dropout: float = 0.0
     self_term: bool = True
     score_scale: float = 5.0
@@ -248,8 +241,6 @@ class EncoderConfig:
     def __post_init__(self) -> None:
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if self.score_scale <= 0:
             raise ValueError(f"score_scale must be > 0, got {self.score_scale}")
         if not 0.0 <= self.dropout < 1.0:
@@ -263,42 +254,17 @@ class EncoderConfig:
 
 
 class _InputLayer(nn.Module):
-    """Layer-0 embeddings ``[N, dim]``: a learnable ID table, or ``X W^T + b`` of node features.
-
-    Features may be dense ``[N, F]`` or a torch sparse (COO / CSR) ``[N, F]`` bag-of-words.
-    """
+    """Layer-0 embeddings: a learnable ID table ``[N, dim]``."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
-        self.num_nodes = config.num_nodes
-        self.in_features = config.in_features
-        if config.in_features is None:
-            self.weight = nn.Parameter(torch.empty(config.num_nodes, config.dim))
-            nn.init.normal_(self.weight, std=ID_EMBEDDING_STD)
-            self.bias = None
-        else:
-            projection = nn.Linear(config.in_features, config.dim)
-            self.weight = projection.weight  # [dim, F]
-            self.bias = projection.bias
+        self.weight = nn.Parameter(torch.empty(config.num_nodes, config.dim))
+        nn.init.normal_(self.weight, std=ID_EMBEDDING_STD)
 
-    def forward(self, features: Tensor | None, nodes: Tensor | None = None) -> Tensor:
+    def forward(self, nodes: Tensor | None = None) -> Tensor:
         """Rows ``nodes`` (all N if None). A row gather of the ID table has a sparse gradient
         (:class:`models.optim.LazyAdam` then updates only those rows)."""
-        if self.in_features is None:
-            if features is not None:
-                raise ValueError("features given, but the encoder was built with in_features=None")
-            return self.weight if nodes is None else F.embedding(nodes, self.weight, sparse=True)
-        if features is None:
-            raise ValueError(f"the encoder expects node features [N, {self.in_features}], got None")
-        if features.shape != (self.num_nodes, self.in_features):
-            raise ValueError(
-                f"features must have shape [{self.num_nodes}, {self.in_features}], got {list(features.shape)}"
-            )
-        if nodes is not None:
-            features = features.index_select(0, nodes)
-        if features.is_sparse or features.layout == torch.sparse_csr:
-            return torch.sparse.mm(features, self.weight.T) + self.bias
-        return F.linear(features, self.weight, self.bias)
+        return self.weight if nodes is None else F.embedding(nodes, self.weight, sparse=True)
 
 
 class _EncoderBase(nn.Module):
@@ -331,9 +297,8 @@ class _EncoderBase(nn.Module):
             self.register_buffer("log_scale", log_scale)
 
     def id_tables(self) -> list[nn.Parameter]:
-        """The layer-0 ID tables ``[N, dim]`` (none when the encoder projects node features)."""
-        return [layer.weight for layer in self.modules()
-                if isinstance(layer, _InputLayer) and layer.in_features is None]
+        """The layer-0 ID tables ``[N, dim]`` (one when shared)."""
+        return [layer.weight for layer in self.modules() if isinstance(layer, _InputLayer)]
 
     @property
     def scale(self) -> Tensor:
@@ -369,8 +334,8 @@ class BladeEncoder(_EncoderBase):
     :math:`W^l_{self}` none (as PyG's SAGEConv). :math:`\sigma_l` = ReLU for l < L and the
     identity for l = L: ReLU then L2-norm on the output would confine s.t to [0, 1]
     (deviation from the paper, see the module docstring; so is :math:`W_{self}`, dropped
-    when ``self_term=False``). Layer 0: two learnable ID tables :math:`s^0, t^0`, or two
-    linear projections of the node features. Dropout acts on every layer's input.
+    when ``self_term=False``). Layer 0: learnable ID tables :math:`s^0, t^0` (one shared table
+    with ``shared_input``). Dropout acts on every layer's input.
 
     Scores are ``scale * s_u . t_v`` with :attr:`scale` (see :func:`score`).
 
@@ -379,8 +344,7 @@ class BladeEncoder(_EncoderBase):
 
     Shapes:
         - **input:** ``out_adj``, ``in_adj``: :class:`AggregationMatrix` ``[N, N]`` built from
-          the sampler's ``out_index`` and ``in_index``; ``features``: ``[N, F]`` dense or
-          sparse, or None with ID embeddings.
+          the sampler's ``out_index`` and ``in_index``.
         - **output:** ``(s, t)``, each ``[N, dim]`` with unit-norm rows.
     """
 
@@ -411,16 +375,15 @@ class BladeEncoder(_EncoderBase):
         self,
         out_adj: AggregationMatrix,
         in_adj: AggregationMatrix,
-        features: Tensor | None = None,
         similarity_adj: AggregationMatrix | None = None,
         target_in_degree: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Embeddings of all N nodes from ``[N, N]`` aggregation matrices."""
         graph = ComputationGraph.full(out_adj, in_adj, self.config.num_layers, similarity_adj,
                                       target_in_degree)
-        return self.encode(graph, features)
+        return self.encode(graph)
 
-    def encode(self, graph: ComputationGraph, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def encode(self, graph: ComputationGraph) -> tuple[Tensor, Tensor]:
         """``(s, t)`` of ``graph``'s last-layer sources and targets, rows in their order.
 
         With a target prior the rows get one more column, ``s = [s, 1]`` and ``t = [t, bias /
@@ -434,8 +397,8 @@ class BladeEncoder(_EncoderBase):
                 and graph.target_in_degree is None):
             raise ValueError("the encoder has a degree prior: the graph needs target_in_degree "
                              "(full-graph encoding)")
-        s = self.source_input(features, graph.source_nodes[0])
-        t = self.target_input(features, graph.target_nodes[0])
+        s = self.source_input(graph.source_nodes[0])
+        t = self.target_input(graph.target_nodes[0])
         rows = graph.last_rows
         for layer in range(self.config.num_layers):
             s_prev = F.dropout(s, self.config.dropout, self.training)
@@ -472,17 +435,16 @@ class UndirectedSageEncoder(_EncoderBase):
     .. math::
         h^l = \mathrm{norm}\big(\sigma_l(A\, h^{l-1} W^l + h^{l-1} W^l_{self})\big)
 
-    with the same conventions as :class:`BladeEncoder` (mean or other aggregation over an
-    undirected sampled neighbourhood, ReLU on hidden layers only, optional self term,
-    ID table or feature projection at layer 0).
+    with the same conventions as :class:`BladeEncoder` (mean aggregation over an undirected
+    sampled neighbourhood, ReLU on hidden layers only, optional self term, an ID table at
+    layer 0).
 
     The forward signature mirrors :class:`BladeEncoder` so the training code is shared:
     only ``out_adj`` is used, and the caller builds it from the *undirected* graph (each edge
     in both directions); ``in_adj`` is ignored.
 
     Shapes:
-        - **input:** ``out_adj``: :class:`AggregationMatrix` ``[N, N]``; ``features``
-          ``[N, F]`` or None.
+        - **input:** ``out_adj``: :class:`AggregationMatrix` ``[N, N]``.
         - **output:** ``(h, h)``, the same ``[N, dim]`` tensor twice (source = target).
     """
 
@@ -496,14 +458,13 @@ class UndirectedSageEncoder(_EncoderBase):
         self,
         out_adj: AggregationMatrix,
         in_adj: AggregationMatrix | None = None,
-        features: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Embeddings of all N nodes from the ``[N, N]`` undirected aggregation matrix."""
-        return self.encode(ComputationGraph.full(out_adj, None, self.config.num_layers), features)
+        return self.encode(ComputationGraph.full(out_adj, None, self.config.num_layers))
 
-    def encode(self, graph: ComputationGraph, features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def encode(self, graph: ComputationGraph) -> tuple[Tensor, Tensor]:
         """``(h, h)`` for ``graph``'s last-layer nodes (its source side; targets are the same)."""
-        h = self.node_input(features, graph.source_nodes[0])
+        h = self.node_input(graph.source_nodes[0])
         for layer in range(self.config.num_layers):
             h_prev = F.dropout(h, self.config.dropout, self.training)
             adjacency = graph.out_adj[layer]
@@ -515,7 +476,6 @@ class UndirectedSageEncoder(_EncoderBase):
 
 
 __all__ = [
-    "AGGREGATIONS",
     "AggregationMatrix",
     "BladeEncoder",
     "ComputationGraph",

@@ -112,7 +112,7 @@ class FullGraphLinkPrediction(LinkPredictionModule):
         self._similarity = None
         if similarity != "none":
             index, path = similarity_pairs(self.train_edges, self.num_nodes, similarity)
-            self._similarity = EpochAggregation(index, path, self.num_nodes, "mean")
+            self._similarity = EpochAggregation(index, path, self.num_nodes)
         # A supervision edge u -> v is a similarity positive: always for "undirected", and for
         # "reciprocal" when v -> u is a training edge too.
         self.similar_edge = (reverse_exists(self.train_edges, self.train_edges, self.num_nodes)
@@ -156,13 +156,12 @@ class FullGraphLinkPrediction(LinkPredictionModule):
         one_way = self.one_way[edge_ids].to(self.device)
         pool = torch.randint(0, self.num_nodes, (min(self.negative_pool or 2048, self.num_nodes),),
                              generator=self._negative_generator).to(self.device)
-        features = self.features.to(self.device) if self.features is not None else None
         # The loss reads the last layer of the step's endpoints and negatives only: encode those
         # rows (earlier layers still encode every node), then index them by local position.
         rows = torch.unique(torch.cat([positives.reshape(-1), pool]))
         position = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.device)
         position[rows] = torch.arange(rows.numel(), device=self.device)
-        s, t = self.encoder.encode(replace(self._graph, last_rows=rows), features)
+        s, t = self.encoder.encode(replace(self._graph, last_rows=rows))
         positives, pool = position[positives], position[pool]
         scale = self.encoder.scale
         if self.loss == "softmax":
@@ -170,8 +169,7 @@ class FullGraphLinkPrediction(LinkPredictionModule):
         else:
             negatives = pool[torch.randint(0, pool.numel(), (edge_ids.numel(), self.num_negatives),
                                            generator=self._negative_generator).to(self.device)]
-            weight = self.edge_weight[edge_ids].to(self.device) if self.edge_weight is not None else None
-            terms = blade_loss(s, t, positives, negatives, one_way, self.lambda_asym, scale, weight)
+            terms = blade_loss(s, t, positives, negatives, one_way, self.lambda_asym, scale)
         if self._similarity is not None and self.lambda_similarity > 0:
             dim = self.encoder.config.dim  # without the target prior's extra column
             pairs = positives[:, self.similar_edge[edge_ids].to(self.device)]
@@ -181,7 +179,7 @@ class FullGraphLinkPrediction(LinkPredictionModule):
         if not torch.isfinite(terms.total):
             raise TrainingDivergedError(
                 f"loss is {terms.total.item()} at epoch {self.current_epoch}, step {step}; lower "
-                f"train.learning_rate or train.score_scale, and check the input features for NaN")
+                f"train.learning_rate or train.score_scale")
         size = edge_ids.numel()
         self.log("train_loss", terms.total, prog_bar=True, batch_size=size)
         logged = {"train_loss_positive": terms.positive, "train_loss_negative": terms.negative,

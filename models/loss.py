@@ -45,7 +45,6 @@ def blade_loss(
     one_way: Tensor,
     lambda_asym: float = 1.0,
     scale: float | Tensor = 1.0,
-    edge_weight: Tensor | None = None,
     source_position: Tensor | None = None,
     target_position: Tensor | None = None,
 ) -> LossTerms:
@@ -58,8 +57,7 @@ def blade_loss(
                  + \lambda\, \mathbb{1}[\text{one-way}_e]
                    \big(-\log\sigma(x(u, v)) - \log\sigma(-x(v, u))\big)
 
-    and :math:`L = \sum_e c_e \ell_e / \sum_e c_e` with :math:`c_e` = ``edge_weight``
-    (all ones by default, i.e. the plain batch mean). ``log sigma`` is ``F.logsigmoid``, exact
+    and :math:`L` the batch mean of :math:`\ell_e`. ``log sigma`` is ``F.logsigmoid``, exact
     for large ``|x|``.
 
     Args:
@@ -71,7 +69,6 @@ def blade_loss(
             caller computes it (the reverse score is only penalised for those edges).
         lambda_asym: weight of the asymmetric term.
         scale: score scale (the encoder's ``scale``).
-        edge_weight: optional ``[B]`` non-negative weights, e.g. ``d_out(u) * d_in(v)``.
         source_position, target_position: ``[N]`` maps from a node id to its row in ``s`` /
             ``t`` when those hold only a mini-batch's nodes
             (:class:`models.encoder.ComputationGraph`); None = row i is node i.
@@ -86,8 +83,6 @@ def blade_loss(
         raise ValueError(f"neg_targets must have shape [B={num_edges}, K], got {list(neg_targets.shape)}")
     if one_way.shape != (num_edges,):
         raise ValueError(f"one_way must have shape [B={num_edges}], got {list(one_way.shape)}")
-    if edge_weight is not None and edge_weight.shape != (num_edges,):
-        raise ValueError(f"edge_weight must have shape [B={num_edges}], got {list(edge_weight.shape)}")
 
     as_source = (lambda nodes: nodes) if source_position is None else source_position.__getitem__
     as_target = (lambda nodes: nodes) if target_position is None else target_position.__getitem__
@@ -103,10 +98,7 @@ def blade_loss(
     negative = -F.logsigmoid(-negative_score).sum(dim=1)
     asymmetric = (positive - F.logsigmoid(-reverse_score)) * one_way.to(positive.dtype)
 
-    if edge_weight is None:
-        weight = torch.full_like(positive, 1.0 / max(num_edges, 1))
-    else:
-        weight = edge_weight.to(positive.dtype) / edge_weight.sum().clamp_min(1e-12)
+    weight = torch.full_like(positive, 1.0 / max(num_edges, 1))
     positive_mean = (weight * positive).sum()
     negative_mean = (weight * negative).sum()
     asymmetric_mean = (weight * asymmetric).sum()

@@ -60,8 +60,8 @@ class LinkPredictionModule(pl.LightningModule):
     """Trains ``encoder`` on ``train_edges``; see the module docstring.
 
     Args:
-        encoder: ``BladeEncoder`` or ``UndirectedSageEncoder``; ``forward(out_adj, in_adj,
-            features) -> (s [N, d], t [N, d])``, with a ``scale`` attribute.
+        encoder: ``BladeEncoder`` or ``UndirectedSageEncoder``; ``forward(out_adj, in_adj)
+            -> (s [N, d], t [N, d])``, with a ``scale`` attribute.
         sampler: draws the epoch's neighbourhoods from the training graph. For an undirected
             encoder it samples the graph listed in both directions (edge ids ``e`` and
             ``e + E``), so ``path_edge % E`` is the training edge.
@@ -71,13 +71,10 @@ class LinkPredictionModule(pl.LightningModule):
         one_way: ``[E]`` bool, reverse edge absent from the training graph.
         num_nodes: N.
         seed: base seed of sampling, batching and negatives.
-        features: ``[N, F]`` node features or None (ID embeddings).
-        aggregation, node_degree: see :class:`models.batching.EpochAggregation`.
         num_negatives: K uniform negatives per positive.
         negative_pool: draw each batch's negatives from this many uniform nodes (0 = independent
             draws; see :func:`models.loss.sample_negatives`).
         lambda_asym: weight of the asymmetric loss term.
-        edge_weight: ``[E]`` optional loss weights per training edge.
         validation: :class:`ValidationSet` or None.
         prior_lr_factor: the degree priors' scalar weights (gamma, delta) learn at this multiple
             of the learning rate: Adam moves a parameter by about ``lr`` per step whatever its
@@ -94,13 +91,9 @@ class LinkPredictionModule(pl.LightningModule):
         num_nodes: int,
         seed: int,
         *,
-        features: Tensor | None = None,
-        aggregation: str = "mean",
-        node_degree: Tensor | None = None,
         num_negatives: int = 2,
         negative_pool: int = 0,
         lambda_asym: float = 1.0,
-        edge_weight: Tensor | None = None,
         validation: ValidationSet | None = None,
         prior_lr_factor: float = 1.0,
     ) -> None:
@@ -112,13 +105,9 @@ class LinkPredictionModule(pl.LightningModule):
         self.one_way = one_way
         self.num_nodes = num_nodes
         self.seed = seed
-        self.features = features
-        self.aggregation = aggregation
-        self.node_degree = node_degree
         self.num_negatives = num_negatives
         self.negative_pool = negative_pool
         self.lambda_asym = lambda_asym
-        self.edge_weight = edge_weight
         self.validation = validation
         self.prior_lr_factor = prior_lr_factor
         self._epoch_out: EpochAggregation | None = None
@@ -131,14 +120,11 @@ class LinkPredictionModule(pl.LightningModule):
     def _aggregations(self, hoods: SampledNeighbourhoods) -> tuple[EpochAggregation, EpochAggregation]:
         num_edges = self.train_edges.shape[1]
         build = lambda index, path: EpochAggregation(  # noqa: E731
-            index, torch.where(path >= 0, path % num_edges, path), self.num_nodes,
-            self.aggregation, self.node_degree,
-        )
+            index, torch.where(path >= 0, path % num_edges, path), self.num_nodes)
         return build(hoods.out_index, hoods.out_path_edges), build(hoods.in_index, hoods.in_path_edges)
 
     def _encode(self, graph: ComputationGraph) -> tuple[Tensor, Tensor]:
-        features = self.features.to(self.device) if self.features is not None else None
-        return self.encoder.encode(graph.to(self.device), features)
+        return self.encoder.encode(graph.to(self.device))
 
     @torch.no_grad()
     def embeddings(self) -> tuple[Tensor, Tensor]:
@@ -176,17 +162,16 @@ class LinkPredictionModule(pl.LightningModule):
             sources=positives.reshape(-1), targets=torch.cat([positives.reshape(-1), negatives.reshape(-1)]),
             num_layers=self.encoder.config.num_layers, excluded_edges=excluded)
         s, t = self._encode(graph)
-        weight = self.edge_weight[edge_ids].to(self.device) if self.edge_weight is not None else None
         terms = blade_loss(s, t, positives.to(self.device), negatives.to(self.device),
                            self.one_way[edge_ids].to(self.device), self.lambda_asym, self.encoder.scale,
-                           weight, graph.source_position.to(self.device),
-                           graph.target_position.to(self.device))
+                           source_position=graph.source_position.to(self.device),
+                           target_position=graph.target_position.to(self.device))
         if not torch.isfinite(terms.total):
             raise TrainingDivergedError(
                 f"loss is {terms.total.item()} at epoch {self.current_epoch}, batch {batch_index} "
                 f"(positive {terms.positive.item():.4g}, negative {terms.negative.item():.4g}, "
                 f"asymmetric {terms.asymmetric.item():.4g}); lower train.learning_rate or "
-                f"train.score_scale, and check the input features for NaN"
+                f"train.score_scale"
             )
         size = edge_ids.numel()
         self.log("train_loss", terms.total, prog_bar=True, batch_size=size)

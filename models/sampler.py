@@ -25,8 +25,6 @@ from dataclasses import dataclass
 
 import torch
 
-BIASES = ("degree_sum", "in_degree", "edge_score")
-
 
 @dataclass(frozen=True)
 class SampledNeighbourhoods:
@@ -148,7 +146,7 @@ class _OneSidedSampler:
     """Sampler for one direction; the in-direction is this class on the reversed graph.
 
     ``anchor -> candidate`` edges are the out-edges for S_out and the reversed in-edges for
-    S_in; ``_log_weight`` gives log w(anchor, candidate)^beta for any pair, at any hop.
+    S_in; ``_log_weight`` gives beta log w(candidate) for any pair, at any hop.
     """
 
     def __init__(
@@ -158,9 +156,7 @@ class _OneSidedSampler:
         edge_id: torch.Tensor,
         num_nodes: int,
         sizes: torch.Tensor,
-        log_node_weight: torch.Tensor | None,
-        anchor_degree: torch.Tensor,
-        candidate_degree: torch.Tensor,
+        log_node_weight: torch.Tensor,
         beta: float,
         h_max: int,
     ) -> None:
@@ -168,11 +164,7 @@ class _OneSidedSampler:
         self.sizes = sizes
         self.h_max = h_max
         self.beta = beta
-        # log w(v) of a node-only bias, or None for edge_score, which needs both endpoints:
-        # w = anchor_degree[u] * candidate_degree[v] + 1.
-        self.log_node_weight = log_node_weight
-        self.anchor_degree = anchor_degree
-        self.candidate_degree = candidate_degree
+        self.log_node_weight = log_node_weight  # beta * log w(v) of every node
 
         # Self-loops would make u its own neighbour; parallel edges would count v twice.
         # Keep one candidate per (anchor, candidate), the lowest edge id, in CSR order.
@@ -187,10 +179,7 @@ class _OneSidedSampler:
     def _log_weight(self, anchor: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
         if self.beta == 0.0:
             return torch.zeros(anchor.numel(), dtype=torch.float64)
-        if self.log_node_weight is not None:
-            return self.log_node_weight[candidate]
-        score = self.anchor_degree[anchor] * self.candidate_degree[candidate] + 1.0
-        return self.beta * score.log()
+        return self.log_node_weight[candidate]
 
     def sample(
         self, generator: torch.Generator, adaptive: bool
@@ -285,16 +274,11 @@ class NeighbourhoodSampler:
     A direct (1-hop) candidate v of u is drawn without replacement with probability
 
     .. math::
-        p(v \mid u) \propto w(u, v)^{\beta}, \qquad w(u, v) = \begin{cases}
-            d_{in}(v) + d_{out}(v) + 1 & \text{bias = "degree\_sum"} \\
-            d_{in}(v) + 1 & \text{bias = "in\_degree"} \\
-            d_{out}(u)\, d_{in}(v) + 1 & \text{bias = "edge\_score", S\_out} \\
-            d_{out}(v)\, d_{in}(u) + 1 & \text{bias = "edge\_score", S\_in}
-        \end{cases}
+        p(v \mid u) \propto w(v)^{\beta}, \qquad w(v) = d_{in}(v) + d_{out}(v) + 1
 
-    with degrees of the training graph given here; ``beta = 0`` is uniform. For S_in the
-    candidate v is the source of v -> u, so edge_score is always d_out(source) d_in(target) + 1
-    of the (anchor, candidate) pair, also at hops >= 2.
+    with degrees of the training graph given here; ``beta = 0`` is uniform. (Biases by the
+    in-degree alone and by ``d_out(u) d_in(v)`` were flags once; no default, tuning or
+    ablation used them: ``docs/decisions.md``, 2026-12-06.)
 
     Each node takes ``n_u = sizes[u]`` neighbours per direction. With ``adaptive=True`` a node
     with fewer than n_u direct neighbours takes all of them, then tops up with 2-hop nodes
@@ -312,7 +296,6 @@ class NeighbourhoodSampler:
         num_nodes: N.
         sizes: ``[num_nodes]`` n_u >= 0, used for both S_out and S_in.
         beta: bias exponent, >= 0.
-        bias: ``"degree_sum"`` | ``"in_degree"`` | ``"edge_score"``.
         h_max: farthest hop of the adaptive top-up, >= 1.
         adaptive: top up from farther hops (True) or fixed 1-hop fan-out (False).
 
@@ -329,7 +312,6 @@ class NeighbourhoodSampler:
         num_nodes: int,
         sizes: torch.Tensor,
         beta: float = 1.0,
-        bias: str = "degree_sum",
         h_max: int = 2,
         adaptive: bool = True,
     ) -> None:
@@ -341,8 +323,6 @@ class NeighbourhoodSampler:
             raise ValueError("sizes must be >= 0")
         if beta < 0:
             raise ValueError(f"beta must be >= 0, got {beta}")
-        if bias not in BIASES:
-            raise ValueError(f"bias must be one of {BIASES}, got {bias!r}")
         if h_max < 1:
             raise ValueError(f"h_max must be >= 1, got {h_max}")
         edge_index = edge_index.to(torch.long)
@@ -355,20 +335,12 @@ class NeighbourhoodSampler:
         out_degree = torch.bincount(source, minlength=num_nodes).to(torch.float64)
         in_degree = torch.bincount(target, minlength=num_nodes).to(torch.float64)
 
-        log_node_weight = None
-        if bias == "degree_sum":
-            log_node_weight = beta * (in_degree + out_degree + 1.0).log()
-        elif bias == "in_degree":
-            log_node_weight = beta * (in_degree + 1.0).log()
+        log_node_weight = beta * (in_degree + out_degree + 1.0).log()
         edge_id = torch.arange(edge_index.size(1))
         common = dict(num_nodes=num_nodes, sizes=sizes, log_node_weight=log_node_weight,
                       beta=beta, h_max=h_max)
-        self._out = _OneSidedSampler(
-            source, target, edge_id, anchor_degree=out_degree, candidate_degree=in_degree, **common
-        )
-        self._in = _OneSidedSampler(
-            target, source, edge_id, anchor_degree=in_degree, candidate_degree=out_degree, **common
-        )
+        self._out = _OneSidedSampler(source, target, edge_id, **common)
+        self._in = _OneSidedSampler(target, source, edge_id, **common)
 
     def sample(self, generator: torch.Generator) -> SampledNeighbourhoods:
         """Draw fresh S_out(u) and S_in(u) for every node.
@@ -389,4 +361,4 @@ class NeighbourhoodSampler:
                                      out_path, in_path)
 
 
-__all__ = ["BIASES", "NeighbourhoodSampler", "SampledNeighbourhoods"]
+__all__ = ["NeighbourhoodSampler", "SampledNeighbourhoods"]

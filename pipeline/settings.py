@@ -72,7 +72,6 @@ class NeighbourhoodSettings(_Section):
     n_max: PositiveInt = 10
     h_max: PositiveInt = 2
     beta: Annotated[float, Field(ge=0.0)] = 1.0
-    bias: Literal["degree_sum", "in_degree", "edge_score"] = "degree_sum"
 
     @model_validator(mode="after")
     def _sizes_ordered(self) -> NeighbourhoodSettings:
@@ -101,11 +100,9 @@ class TrainSettings(_Section):
     walk_channel: bool = True
     dim: PositiveInt = 64
     num_layers: PositiveInt = 2
-    aggregation: Literal["mean", "sum", "degree_weighted"] = "mean"
     activation: Literal["relu", "none"] = "none"
     id_init: Literal["random", "structure"] = "structure"
     weight_init: Literal["random", "identity"] = "identity"
-    use_features: bool = False
     self_term: bool = True
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     score_scale: Annotated[float, Field(gt=0.0)] = 10.0
@@ -113,7 +110,6 @@ class TrainSettings(_Section):
     num_negatives: PositiveInt = 5
     negative_pool: NonNegativeInt = 2048
     lambda_asym: Annotated[float, Field(ge=0.0)] = 1.0
-    edge_weighting: Literal["none", "degree"] = "none"
     fixed_fanout: PositiveInt = 10
     batch_size: PositiveInt = 32768
     learning_rate: Annotated[float, Field(gt=0.0)] = 0.02

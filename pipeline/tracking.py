@@ -31,7 +31,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 
-from models.training import is_rank_zero
+from pipeline.fitting import is_rank_zero
 from pipeline.settings import PASSWORD_QUERY_KEYS
 
 log = logging.getLogger(__name__)

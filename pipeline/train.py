@@ -33,12 +33,13 @@ import torch
 from models import training
 from models.module import LinkPredictionModule, TrainingDivergedError
 from models.sampler import NeighbourhoodSampler
-from models.training import MONITOR, FitResult, fit_module  # noqa: F401 (MONITOR: for the stages)
+from models.training import MONITOR  # noqa: F401 (for the stages)
 from models.variants import Variant, get_variant
 from pipeline import tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, with_values
 from pipeline.degree_stats import with_power_law
+from pipeline.fitting import FINISHED_FILE, FitResult, fit_module
 from pipeline.settings import NeighbourhoodSettings, TrainSettings, as_settings, typed
 from pipeline.storage import atomic_directory, atomic_path, whole_outputs, write_json
 
@@ -86,7 +87,7 @@ def fit_variant(
     progress: bool = True,
     walk_channel: bool = True,
 ) -> FitResult:
-    """Train one variant (:func:`models.training.fit_module`); resume from
+    """Train one variant (:func:`pipeline.fitting.fit_module`); resume from
     ``checkpoint_dir/last.ckpt`` if it has the same fingerprint of settings, seed and graph.
     The walk channel is fitted when ``walk_channel``, ``train.walk_channel`` and the variant has
     one (tuning trials pass False: their objective is the embeddings' validation MRR@10)."""
@@ -120,16 +121,16 @@ def save_embeddings(path: Path, result: FitResult, variant: str) -> None:
 def adopt_trial_checkpoint(study: dict[str, Any] | None, checkpoint_dir: Path) -> bool:
     """Put the chosen tuning trial's checkpoints where training resumes from: the trial trained
     this very configuration (same variant, values, seed and graph: the same fingerprint), so
-    training keeps its best epoch instead of repeating it (:func:`models.training.fit_module`
+    training keeps its best epoch instead of repeating it (:func:`pipeline.fitting.fit_module`
     trains nothing more on a finished run's checkpoints). Returns whether it did; a different
-    fingerprint is left to :func:`models.training.fit_module`, which then starts afresh."""
+    fingerprint is left to :func:`pipeline.fitting.fit_module`, which then starts afresh."""
     trial_file = BEST_TRIAL_CHECKPOINT / "trial.txt"  # "<study name> <trial number>"
     if study is None or not trial_file.is_file():
         return False
     if trial_file.read_text().split() != [str(study["study"]), str(study["trial"])]:
         return False  # another study's or another trial's checkpoints
     stamp = BEST_TRIAL_CHECKPOINT / "fingerprint.txt"
-    if not stamp.is_file() or not (BEST_TRIAL_CHECKPOINT / training.FINISHED_FILE).is_file():
+    if not stamp.is_file() or not (BEST_TRIAL_CHECKPOINT / FINISHED_FILE).is_file():
         return False  # only a trial that ran to its end is taken over as it is
     own = checkpoint_dir / "fingerprint.txt"
     if own.is_file() and own.read_text() == stamp.read_text():

@@ -28,16 +28,6 @@ def test_excluding_a_batch_edge_drops_every_pair_reached_through_it():
     assert torch.allclose(out, torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]))
 
 
-def test_sum_and_degree_weighted():
-    degree = torch.tensor([0, 3, 1, 0])
-    total = EpochAggregation(INDEX, VIA, 4, "sum").matrix(None) @ X
-    assert torch.allclose(total[0], torch.tensor([2.0, 4.0]))
-    weighted = EpochAggregation(INDEX, VIA, 4, "degree_weighted", degree).matrix(None).to_dense()
-    # A[0, 1] = 1 / sqrt(2 * (3 + 1)) ; A[0, 2] = 1 / sqrt(2 * (1 + 1))
-    assert torch.isclose(weighted[0, 1], torch.tensor(1 / 8**0.5))
-    assert torch.isclose(weighted[0, 2], torch.tensor(0.5))
-
-
 def test_gradient_uses_the_transpose():
     aggregation = EpochAggregation(INDEX, VIA, num_nodes=4)
     matrix = aggregation.matrix(torch.tensor([False, True, False]))

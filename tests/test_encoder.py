@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -22,7 +20,7 @@ X = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
 
 
 def test_mean_weights_written_out() -> None:
-    a = aggregation_matrix(PAIRS, 4, "mean")
+    a = aggregation_matrix(PAIRS, 4)
     expected = torch.tensor(
         [
             [0.0, 1 / 2, 1 / 2, 0.0],
@@ -35,48 +33,23 @@ def test_mean_weights_written_out() -> None:
     torch.testing.assert_close(a.transpose.to_dense(), expected.T)
 
 
-def test_sum_weights_are_ones() -> None:
-    a = aggregation_matrix(PAIRS, 4, "sum")
-    expected = torch.zeros(4, 4)
-    expected[PAIRS[0], PAIRS[1]] = 1.0
-    torch.testing.assert_close(a.to_dense(), expected)
-    assert a.to_dense()[2].abs().sum() == 0
-
-
-def test_degree_weighted_formula() -> None:
-    # A[u, v] = 1 / sqrt(|S(u)| * (deg[v] + 1)); deg = [3, 0, 8, 1]
-    # row 0 (|S| = 2): v=1 -> 1/sqrt(2*1) = 0.7071, v=2 -> 1/sqrt(2*9) = 0.2357
-    # row 3 (|S| = 3): v=0 -> 1/sqrt(3*4) = 0.2887, v=1 -> 1/sqrt(3) = 0.5774, v=2 -> 1/sqrt(27)
-    a = aggregation_matrix(PAIRS, 4, "degree_weighted", node_degree=torch.tensor([3, 0, 8, 1]))
-    dense = a.to_dense()
-    assert dense[0, 1].item() == pytest.approx(1 / math.sqrt(2))
-    assert dense[0, 2].item() == pytest.approx(1 / math.sqrt(18))
-    assert dense[1, 2].item() == pytest.approx(1 / math.sqrt(9))
-    assert dense[3, 0].item() == pytest.approx(1 / math.sqrt(12))
-    assert dense[3, 1].item() == pytest.approx(1 / math.sqrt(3))
-    assert dense[3, 2].item() == pytest.approx(1 / math.sqrt(27))
-    assert dense[2].abs().sum() == 0
-    with pytest.raises(ValueError, match="node_degree"):
-        aggregation_matrix(PAIRS, 4, "degree_weighted")
-
-
 def test_duplicate_pair_counts_twice_in_the_mean() -> None:
     # S(0) = multiset {1, 1, 2}: weights 2/3 on node 1, 1/3 on node 2.
-    a = aggregation_matrix(torch.tensor([[0, 0, 0], [1, 1, 2]]), 3, "mean")
+    a = aggregation_matrix(torch.tensor([[0, 0, 0], [1, 1, 2]]), 3)
     torch.testing.assert_close(a.to_dense()[0], torch.tensor([0.0, 2 / 3, 1 / 3]))
 
 
 def test_product_equals_hand_computed_means() -> None:
     # row 0: (X1 + X2) / 2 = ([3, 4] + [5, 6]) / 2 = [4, 5]; row 1: X2 = [5, 6];
     # row 2: empty -> [0, 0]; row 3: (X0 + X1 + X2) / 3 = [9, 12] / 3 = [3, 4].
-    a = aggregation_matrix(PAIRS, 4, "mean")
+    a = aggregation_matrix(PAIRS, 4)
     expected = torch.tensor([[4.0, 5.0], [5.0, 6.0], [0.0, 0.0], [3.0, 4.0]])
     torch.testing.assert_close(a @ X, expected)
 
 
 def test_gradient_flows_to_x() -> None:
     # d sum(A X) / d X_v = column sum of A: v=0: 1/3, v=1: 1/2 + 1/3, v=2: 1/2 + 1 + 1/3, v=3: 0.
-    a = aggregation_matrix(PAIRS, 4, "mean")
+    a = aggregation_matrix(PAIRS, 4)
     x = X.clone().requires_grad_(True)
     (a @ x).sum().backward()
     column_sum = torch.tensor([1 / 3, 5 / 6, 11 / 6, 0.0])
@@ -86,7 +59,7 @@ def test_gradient_flows_to_x() -> None:
 def test_gradient_matches_dense_autograd_on_random_graph() -> None:
     generator = torch.Generator().manual_seed(0)
     index = torch.randint(0, 30, (2, 120), generator=generator)
-    a = aggregation_matrix(index, 30, "mean")
+    a = aggregation_matrix(index, 30)
     x = torch.randn(30, 5, generator=generator, requires_grad=True)
     upstream = torch.randn(30, 5, generator=generator)
     (a @ x).backward(upstream)
@@ -114,8 +87,8 @@ def _adjacencies(edges: list[tuple[int, int]], num_nodes: int):
     """Full (unsampled) neighbourhoods: out pairs (u, v) and in pairs (v, u) of every u -> v."""
     out_index = torch.tensor(edges).T
     return (
-        aggregation_matrix(out_index, num_nodes, "mean"),
-        aggregation_matrix(out_index.flip(0), num_nodes, "mean"),
+        aggregation_matrix(out_index, num_nodes),
+        aggregation_matrix(out_index.flip(0), num_nodes),
     )
 
 
@@ -208,32 +181,6 @@ def test_rows_are_unit_norm_and_may_be_negative_on_random_graph() -> None:
     assert (s < 0).any() and (t < 0).any()
 
 
-@pytest.mark.parametrize("layout", ["dense", "coo", "csr"])
-def test_feature_input_dense_and_sparse(layout: str) -> None:
-    torch.manual_seed(0)
-    features = (torch.rand(6, 10) < 0.3).float()  # bag-of-words style 0/1 matrix
-    index = torch.tensor([[0, 1, 2, 3], [1, 2, 3, 4]])
-    adjacency = aggregation_matrix(index, 6), aggregation_matrix(index.flip(0), 6)
-    encoder = BladeEncoder(EncoderConfig(num_nodes=6, dim=4, num_layers=2, in_features=10))
-    given = {"dense": features, "coo": features.to_sparse(), "csr": features.to_sparse_csr()}
-    s, t = encoder(*adjacency, given[layout])
-    assert s.shape == t.shape == (6, 4)
-    s_dense, t_dense = encoder(*adjacency, features)
-    torch.testing.assert_close(s, s_dense)
-    (s.sum() + t.sum()).backward()
-    assert encoder.source_input.weight.grad is not None
-    assert encoder.source_input.weight.grad.abs().sum() > 0
-
-
-def test_feature_mismatch_errors() -> None:
-    index = torch.tensor([[0], [1]])
-    adjacency = aggregation_matrix(index, 2), aggregation_matrix(index.flip(0), 2)
-    with pytest.raises(ValueError, match="in_features=None"):
-        BladeEncoder(EncoderConfig(num_nodes=2, dim=2))(*adjacency, torch.ones(2, 3))
-    with pytest.raises(ValueError, match="expects node features"):
-        BladeEncoder(EncoderConfig(num_nodes=2, dim=2, in_features=3))(*adjacency)
-
-
 def test_undirected_encoder_is_symmetric() -> None:
     torch.manual_seed(0)
     index = torch.randint(0, 20, (2, 60))
@@ -282,8 +229,6 @@ def test_scale_fixed_or_learned_and_score_helpers_agree() -> None:
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="num_layers"):
         EncoderConfig(num_nodes=3, num_layers=0)
-    with pytest.raises(ValueError, match="aggregation"):
-        EncoderConfig(num_nodes=3, aggregation="max")
     with pytest.raises(ValueError, match="score_scale"):
         EncoderConfig(num_nodes=3, score_scale=0.0)
 

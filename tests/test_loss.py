@@ -71,7 +71,7 @@ def test_scale_multiplies_every_score() -> None:
     assert terms.asymmetric.item() == pytest.approx(neg_log_sigmoid(6.0) + neg_log_sigmoid(4.5))
 
 
-def test_total_is_weighted_mean_of_terms() -> None:
+def test_total_is_the_mean_of_the_terms() -> None:
     # Batch: 0 -> 1 (one-way) and 1 -> 0 (two-way), one negative each (w = 1, w = 0).
     pos = torch.tensor([[0, 1], [1, 0]])
     neg = torch.tensor([[1], [0]])
@@ -85,8 +85,6 @@ def test_total_is_weighted_mean_of_terms() -> None:
     assert plain.total.item() == pytest.approx(
         (plain.positive + plain.negative + 0.5 * plain.asymmetric).item()
     )
-    weighted = blade_loss(S, T, pos, neg, one_way, lambda_asym=0.5, edge_weight=torch.tensor([3.0, 1.0]))
-    assert weighted.total.item() == pytest.approx((3 * per_edge[0] + per_edge[1]) / 4)
 
 
 def test_gradient_signs() -> None:

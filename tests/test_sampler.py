@@ -202,26 +202,21 @@ def _bias_graph(extra_in_edges: int, copies: int) -> tuple[torch.Tensor, int]:
 
 
 @pytest.mark.parametrize(
-    ("bias", "extra", "beta", "low", "high"),
+    ("extra", "beta", "low", "high"),
     [
-        # degree_sum: w(1) = 1 + 0 + 1 = 2, w(2) = 17 + 0 + 1 = 18 -> p(2) = 0.9
-        ("degree_sum", 16, 1.0, 0.87, 0.93),
-        # in_degree: w(1) = 1 + 1 = 2, w(2) = 17 + 1 = 18 -> p(2) = 0.9
-        ("in_degree", 16, 1.0, 0.87, 0.93),
-        # edge_score from u = 0 (d_out 2): w(1) = 2 * 1 + 1 = 3, w(2) = 2 * 13 + 1 = 27 -> 0.9
-        ("edge_score", 12, 1.0, 0.87, 0.93),
+        # w(1) = 1 + 0 + 1 = 2, w(2) = 17 + 0 + 1 = 18 -> p(2) = 0.9
+        (16, 1.0, 0.87, 0.93),
         # beta = 0 is uniform whatever the degrees -> p(2) = 0.5
-        ("degree_sum", 16, 0.0, 0.46, 0.54),
+        (16, 0.0, 0.46, 0.54),
     ],
 )
-def test_degree_bias_shows_over_many_draws(bias, extra, beta, low, high):
+def test_degree_bias_shows_over_many_draws(extra, beta, low, high):
     # 4000 independent draws = one sample() over 4000 disjoint copies (each copy's node 0 has
     # quota 1). Binomial sd is 0.005 at p = 0.9 and 0.008 at p = 0.5: the bands are >= 5 sd.
     copies = 4000
     edges, per_copy = _bias_graph(extra, copies)
     n = per_copy * copies
-    sampler = NeighbourhoodSampler(edges, n, torch.ones(n, dtype=torch.long), beta=beta,
-                                   bias=bias, h_max=2)
+    sampler = NeighbourhoodSampler(edges, n, torch.ones(n, dtype=torch.long), beta=beta, h_max=2)
     hoods = sampler.sample(_gen(11))
     anchors = torch.arange(copies) * per_copy
     of_anchor = torch.isin(hoods.out_index[0], anchors)
@@ -232,7 +227,7 @@ def test_degree_bias_shows_over_many_draws(bias, extra, beta, low, high):
 
 
 def test_in_direction_bias_prefers_the_heavy_source():
-    # Mirror of the degree_sum case: 1 -> 0 and 2 -> 0, node 2 has 16 extra out-edges.
+    # Mirror of the case above: 1 -> 0 and 2 -> 0, node 2 has 16 extra out-edges.
     # S_in(0) with quota 1: w(1) = 0 + 1 + 1 = 2, w(2) = 0 + 17 + 1 = 18 -> p(2) = 0.9.
     copies = 4000
     edges, per_copy = _bias_graph(16, copies)
@@ -244,32 +239,6 @@ def test_in_direction_bias_prefers_the_heavy_source():
     chosen = hoods.in_index[1, of_anchor] - hoods.in_index[0, of_anchor]
     assert chosen.numel() == copies
     assert 0.87 <= float((chosen == 2).double().mean()) <= 0.93
-
-
-def _edge_score_star(copies: int) -> tuple[torch.Tensor, int]:
-    """``copies`` disjoint stars: 0 -> 1..10, and 11, 12, 13 -> 10 (node 10 has in-degree 4)."""
-    one = torch.tensor([[0] * 10 + [11, 12, 13], list(range(1, 11)) + [10, 10, 10]])
-    offsets = torch.arange(copies).repeat_interleave(one.size(1)) * 14
-    return one.repeat(1, copies) + offsets, 14
-
-
-def test_edge_score_uses_the_anchor_degree_in_both_directions():
-    # S_out(0), quota 1, edge_score: w(v) = d_out(0) * d_in(v) + 1 = 10 * 1 + 1 = 11 for 1..9 and
-    # 10 * 4 + 1 = 41 for node 10 -> p(10) = 41 / (9 * 11 + 41) = 0.293 (without the anchor
-    # factor, (d_in + 1), it would be 5 / 23 = 0.217). On the reversed graph S_in(0) is the
-    # mirror: w(v) = d_out(v) * d_in(0) + 1, the same numbers. sd = 0.007; band >= 3.5 sd.
-    copies = 4000
-    edges, per_copy = _edge_score_star(copies)
-    n = per_copy * copies
-    anchors = torch.arange(copies) * per_copy
-    sizes = torch.ones(n, dtype=torch.long)
-    forward = NeighbourhoodSampler(edges, n, sizes, bias="edge_score").sample(_gen(2))
-    backward = NeighbourhoodSampler(edges.flip(0), n, sizes, bias="edge_score").sample(_gen(2))
-    for index in (forward.out_index, backward.in_index):
-        of_anchor = torch.isin(index[0], anchors)
-        chosen = index[1, of_anchor] - index[0, of_anchor]
-        assert chosen.numel() == copies
-        assert 0.268 <= float((chosen == 10).double().mean()) <= 0.318
 
 
 def _random_graph(seed: int, n: int = 200, e: int = 800) -> torch.Tensor:
@@ -319,7 +288,7 @@ def test_fixed_fan_out_ignores_h_max():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"beta": -1.0}, {"bias": "pagerank"}, {"h_max": 0}, {"sizes": torch.ones(5, dtype=torch.long)}],
+    [{"beta": -1.0}, {"h_max": 0}, {"sizes": torch.ones(5, dtype=torch.long)}],
 )
 def test_bad_arguments_are_refused(kwargs):
     args = {"edge_index": G, "num_nodes": N_G, "sizes": torch.ones(N_G, dtype=torch.long)}

@@ -56,7 +56,7 @@ def test_defaults_fill_what_the_file_leaves_out():
     ("score.k=0", "score.k: must be greater than or equal to 1 (got 0)"),
     ("score.chunk_size=-1", "score.chunk_size: must be greater than or equal to 1 (got -1)"),
     ("score.index=hnsw", "score.index: must be 'exact' or 'ivf' (got 'hnsw')"),
-    ("train.aggregation=max", "train.aggregation: must be 'mean', 'sum' or 'degree_weighted' (got 'max')"),
+    ("train.activation=tanh", "train.activation: must be 'relu' or 'none' (got 'tanh')"),
     ("compare.datasets.cora_ml.train={dimm: 3}",
      "compare.datasets.cora_ml: train.dimm: unknown key (did you mean train.dim?)"),
     ("ablation.rows.x={train.dimm: 3}",

@@ -18,10 +18,10 @@ TRAIN = torch.tensor(EDGES[:-3]).T
 VAL = torch.tensor(EDGES[-3:]).T
 
 NEIGHBOURHOOD = {"d_min": 1, "alpha": None, "alpha_multiplier": 1.0, "n_min": 1, "n_max": 3,
-                 "h_max": 2, "beta": 1.0, "bias": "degree_sum"}
-CONFIG = {"dim": 8, "num_layers": 2, "aggregation": "mean", "use_features": False,
+                 "h_max": 2, "beta": 1.0}
+CONFIG = {"dim": 8, "num_layers": 2,
           "self_term": True, "dropout": 0.0, "score_scale": 5.0, "learn_scale": True,
-          "num_negatives": 2, "lambda_asym": 1.0, "edge_weighting": "none", "fixed_fanout": 2,
+          "num_negatives": 2, "lambda_asym": 1.0, "fixed_fanout": 2,
           "batch_size": 4, "learning_rate": 0.05, "weight_decay": 0.0, "max_epochs": 2,
           "early_stopping_patience": 10, "val_queries": 10, "accelerator": "cpu", "devices": 1,
           # the mini-batch model these tests were written for (params.yaml's defaults differ)
