@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline import report, tracking
+from pipeline import report, report_stats, report_tables, tracking
 from pipeline.compare import summarise
 from pipeline.config import ConfigError
 from pipeline.settings import check_params
@@ -56,14 +56,14 @@ SMALL = comparison("small", {
 
 def test_relative_gain_is_over_the_best_non_ablation_method():
     # no_adaptive (0.50) is an ablation: the best other method is sage at 0.25
-    gain, best = report.relative_gain(SMALL, "hit_rate@10")
+    gain, best = report_stats.relative_gain(SMALL, "hit_rate@10")
     assert best == "sage" and gain == pytest.approx((0.30 - 0.25) / 0.25)
     # low-degree: BLADE's mean over the two seeds is (0.2 + 0.3) / 2 = 0.25, equal to sage's
-    gain, best = report.relative_gain(SMALL, "low_mrr@10")
+    gain, best = report_stats.relative_gain(SMALL, "low_mrr@10")
     assert best == "sage" and gain == pytest.approx(0.0)
     # over DAEMON alone: 0.30 / 0.20 - 1 = +50% on every metric
-    assert report.gain_range([SMALL], "", "daemon") == pytest.approx((0.5, 0.5))
-    assert report.percent(0.5) == "+50.0%" and report.percent(-0.125) == "-12.5%"
+    assert report_stats.gain_range([SMALL], "", "daemon") == pytest.approx((0.5, 0.5))
+    assert report_tables.percent(0.5) == "+50.0%" and report_tables.percent(-0.125) == "-12.5%"
 
 
 def test_paired_difference_is_blade_minus_daemon_seed_by_seed():
@@ -72,13 +72,13 @@ def test_paired_difference_is_blade_minus_daemon_seed_by_seed():
         2: {"blade": (0.30, 0.2, 0.8), "daemon": (0.40, 0.1, 0.6)},
         3: {"blade": (0.50, 0.2, 0.8), "daemon": (0.20, 0.1, 0.6)}})
     # differences +0.1, -0.1, +0.3: mean 0.1, sample std 0.2, standard error 0.2 / sqrt(3)
-    difference, error, ahead, seeds = report.paired_difference(three, "daemon", "mrr@10")
+    difference, error, ahead, seeds = report_stats.paired_difference(three, "daemon", "mrr@10")
     assert difference == pytest.approx(0.1) and error == pytest.approx(0.2 / 3 ** 0.5)
     assert (ahead, seeds) == (2, 3)
-    assert report.paired_lines(three) == [
+    assert report_tables.paired_lines(three) == [
         "- BLADE minus DAEMON, paired by seed (± standard error): HR@10 +0.1000 ± 0.1155, ahead on 2 "
         "of 3 seeds; MRR@10 +0.1000 ± 0.1155, ahead on 2 of 3 seeds."]
-    assert report.paired_lines(comparison("alone", {1: {"blade": (0.3, 0.2, 0.8)}})) == []
+    assert report_tables.paired_lines(comparison("alone", {1: {"blade": (0.3, 0.2, 0.8)}})) == []
 
 
 def test_rows_repeated_over_seeds_pair_with_ours_on_the_same_split():
@@ -90,21 +90,22 @@ def test_rows_repeated_over_seeds_pair_with_ours_on_the_same_split():
                             {"seed": 4, "rows": rows(0.10, 0.90, code="old")}]}
     # seed 4 was trained with other code: left out. Differences +0.05, -0.05, +0.10: mean 0.0333,
     # sample std 0.0764, standard error 0.0764 / sqrt(3) = 0.0441; direction AUC -0.1 on each
-    differences = report.seed_differences(ablation, "c")
+    differences = report_stats.seed_differences(ablation, "c")
     assert differences["one layer"]["seeds"] == [1, 2, 3]
     assert differences["one layer"]["mrr"] == pytest.approx([0.05, -0.05, 0.10])
-    assert "| one layer | 1, 2, 3 | +0.0333 ± 0.0441 | 2 of 3 | -0.1000 |" in report.seed_lines(ablation, "c")
-    assert report.seed_lines({"dataset": "g", "seed": 1, "rows": rows(0.3, 0.35)}, "c") == []
+    lines = report_tables.seed_lines(ablation, "c")
+    assert "| one layer | 1, 2, 3 | +0.0333 ± 0.0441 | 2 of 3 | -0.1000 |" in lines
+    assert report_tables.seed_lines({"dataset": "g", "seed": 1, "rows": rows(0.3, 0.35)}, "c") == []
 
 
 def test_gain_range_spans_datasets_and_metrics():
     behind = comparison("behind", {1: {"blade": (0.10, 0.10, 0.5), "sage": (0.40, 0.40, 0.5)}})
-    low, high = report.gain_range([SMALL, behind])
+    low, high = report_stats.gain_range([SMALL, behind])
     assert low == pytest.approx(0.10 / 0.40 - 1) and high == pytest.approx(0.30 / 0.25 - 1)
 
 
 def test_disagreements_name_the_method_that_beats_blade():
-    lines = report.disagreements([SMALL])
+    lines = report_tables.disagreements([SMALL])
     # overall: no_adaptive 0.50 > 0.30 (ablations count here); direction: popularity 0.9 > 0.8
     assert "- small, HR@10: w/o LA 0.5000 beats BLADE 0.3000." in lines
     assert "- small, direction AUC: popularity 0.9000 beats BLADE 0.8000." in lines
