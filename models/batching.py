@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.encoder import (
+from models.sparse import (
     AggregationMatrix,
     ComputationGraph,
     csr_pointer,

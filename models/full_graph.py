@@ -31,10 +31,10 @@ import torch
 from torch import Tensor
 
 from models.batching import EpochAggregation
-from models.encoder import ComputationGraph
 from models.graph import reverse_exists
 from models.loss import blade_loss, sampled_softmax_loss, similarity_softmax_loss
 from models.module import LinkPredictionModule, TrainingDivergedError
+from models.sparse import ComputationGraph
 
 SIMILARITY_KINDS = ("none", "reciprocal", "undirected")
 LOSSES = ("softmax", "logistic")

@@ -27,10 +27,11 @@ from torch import Tensor
 
 from models.batching import EpochAggregation, computation_graph
 from models.direction import fit_source_prior
-from models.encoder import ComputationGraph, score
+from models.encoder import score
 from models.loss import blade_loss, sample_negatives
 from models.metrics import direction_auc, filtered_ranks, ranking_metrics
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
+from models.sparse import ComputationGraph
 from models.target_prior import fit_target_prior
 from models.walk_channel import WalkChannel, pair_bonus
 
