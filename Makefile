@@ -48,7 +48,7 @@ test: install-dev
 ## ui: the MLflow UI on this project's store, on http://127.0.0.1:5000 (PORT=... to change)
 PORT ?= 5000
 ui: install
-	@$(BIN)/python -c "from pipeline import tracking; print(tracking.ui_links($(PORT)))"
+	@$(BIN)/python -c "from pipeline import mlflow_views; print(mlflow_views.ui_links($(PORT)))"
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlruns/mlflow.db" \
 		--default-artifact-root "file://$(CURDIR)/mlruns/artifacts" --host 127.0.0.1 --port $(PORT)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import tracking  # noqa: E402  (after the path: runs without an installed project)
+from pipeline import mlflow_views, tracking  # noqa: E402  (after the path: runs without an installed project)
 
 
 def free_port() -> int:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     partial = output.with_name(f".{output.name}.partial.png")
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
-        url = tracking.runs_page_url(port, args.experiment, args.view, mlflow_client=client)
+        url = mlflow_views.runs_page_url(port, args.experiment, args.view, mlflow_client=client)
         subprocess.run([browser(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         f"--window-size={args.size}", f"--virtual-time-budget={args.wait_ms}",
                         f"--screenshot={partial.resolve()}", url],

@@ -44,7 +44,7 @@ from models.graph import in_out_degrees
 from models.metrics import direction_auc
 from models.training import low_degree_queries, trained_scores, validation_scores
 from models.variants import get_variant
-from pipeline import compare, tracking
+from pipeline import compare, provenance
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section, with_values
 from pipeline.settings import check_params, typed
@@ -141,7 +141,7 @@ def ablate_seed(params: dict[str, Any], rows: dict[str, Any], chosen: list[str],
                    "train_edges": int(graph.train.shape[1]), "threads": torch.get_num_threads()})
     finished = report.setdefault("rows", {})
     data = [graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()), int(graph.val.sum())]
-    code = tracking.code_digest()
+    code = provenance.code_digest()
     settled = {row_name: row_params(params, row_name, overrides) for row_name, overrides in rows.items()}
     stamps = {row_name: fingerprint(variant, row["train"], row["neighbourhood"], seed, data, code)
               for row_name, (variant, row) in settled.items()}

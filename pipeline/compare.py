@@ -43,7 +43,7 @@ from models.power_law import effective_alpha, fit_power_law_alpha
 from models.variants import get_variant
 from pipeline import evaluate as evaluate_stage
 from pipeline import ingest as ingest_stage
-from pipeline import tracking
+from pipeline import provenance, tracking
 from pipeline import tune as tune_stage
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
@@ -154,9 +154,9 @@ def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) 
     graph = load_split_graph(directory / "ingest")
     study_params = with_values(params, {"base.seed": seed})
     fixed = {key: study_params[key] for key in ("ingest", "neighbourhood", "train")}
-    digest = tracking.config_digest([fixed, tune["space"], tune["max_epochs"],
+    digest = provenance.config_digest([fixed, tune["space"], tune["max_epochs"],
                                      tune["include_defaults"], seed,
-                                     file_digest(params["ingest"]["edges"]), tracking.code_digest()])
+                                     file_digest(params["ingest"]["edges"]), provenance.code_digest()])
     storage = f"sqlite:///{(WORK_DIR / name / 'optuna.db').resolve()}"
     (WORK_DIR / name).mkdir(parents=True, exist_ok=True)
     result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}-{digest}", storage, experiment,
@@ -178,7 +178,7 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
     evaluate_config = params["evaluate"]
     stamp = fingerprint(params["ingest"], file_digest(params["ingest"]["edges"]), params["train"],
                         params["neighbourhood"], tuned.get("overrides", {}), evaluate_config,
-                        variants, tuned_variants, seed, tracking.code_digest())
+                        variants, tuned_variants, seed, provenance.code_digest())
     cached = directory / "results.json"
     if cached.is_file():
         saved = json.loads(cached.read_text())
@@ -307,7 +307,7 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         "neighbourhood": params["neighbourhood"], "evaluate": params["evaluate"],
         "split": params["ingest"]["split"], "runs": runs, "summary": summarise(runs),
         "compute_seconds": round(tuned.get("seconds", 0.0) + sum(run["seconds"] for run in runs), 1),
-        "seconds": round(time.perf_counter() - started, 1), "environment": tracking.environment(),
+        "seconds": round(time.perf_counter() - started, 1), "environment": provenance.environment(),
     }
     write_json(REPORT_DIR / f"{name}.json", report)
     run = report["runs"][0]

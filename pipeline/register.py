@@ -28,8 +28,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline import provenance, tracking
 from pipeline import recommender as recommender_module
-from pipeline import tracking
 from pipeline.artifacts import load_split_graph
 from pipeline.config import ConfigError, section
 from pipeline.evaluate import METRICS_PATH as EVALUATE_METRICS
@@ -116,7 +116,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
                                 f"(train.variants) or set registry.variant")
     evaluation = json.loads(EVALUATE_METRICS.read_text())
     client = tracking.client()
-    environment = tracking.environment()
+    environment = provenance.environment()
 
     for summary_file in sorted(TRAIN_DIR.glob("*/summary.json")):
         summary = json.loads(summary_file.read_text())
@@ -160,8 +160,8 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
             name=f"{name}-onnx-scorer", python_model=BladeRecommender(), artifacts=artifacts,
             signature=signature, input_example=example, pip_requirements=_requirements(),
             code_paths=[code], model_config=dict(registry.get("serving") or {}))
-    tags = {"dataset": str(base["dataset"]), "data_version": tracking.data_version(),
-            "git_commit": tracking.git_commit(), "variant": variant, "mlflow_run_id": run_id}
+    tags = {"dataset": str(base["dataset"]), "data_version": provenance.data_version(),
+            "git_commit": provenance.git_commit(), "variant": variant, "mlflow_run_id": run_id}
     score = float(summary["best_val_mrr@10"])
     version, decision = register_version(client, name, info.model_uri, score, tags)
     client.set_tag(run_id, "champion_decision", decision.reason)
@@ -195,8 +195,8 @@ def version_description(variant: str, dataset: str, score: float, evaluation: di
         test += f"; direction AUC {evaluation['direction_auc']:.4f}"
     tuning = f"tuned values of trial {tuned_trial}" if tuned_trial is not None else "params.yaml values"
     alias = f"{CHAMPION}: " if decision.promote else "not champion: "
-    return (f"{variant} on {dataset} ({tuning}, data version {tracking.data_version()[:12]}, "
-            f"commit {tracking.git_commit()[:12]}). Validation MRR@10 {score:.4f}; {test}. "
+    return (f"{variant} on {dataset} ({tuning}, data version {provenance.data_version()[:12]}, "
+            f"commit {provenance.git_commit()[:12]}). Validation MRR@10 {score:.4f}; {test}. "
             f"{alias}{decision.reason}.")
 
 

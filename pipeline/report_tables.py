@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import tracking
+from pipeline import provenance
 from pipeline.report_stats import (
     ABLATIONS,
     BLADE,
@@ -277,7 +277,7 @@ def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
              "log sigma(-x) instead of log sigma(1 - x) (the paper does not say how many). "
              "Its second row changes only the learning rate.", "",
              f"![validation MRR@10 per epoch]({images}/training_curves.png)", ""]
-    code = tracking.code_digest()  # hashes the model code: once per report, not per graph
+    code = provenance.code_digest()  # hashes the model code: once per report, not per graph
     for ablation in ablations:
         lines += [f"### {ablation['dataset']} (seed {ablation['seed']}, {ablation.get('val_edges', '?')} "
                   f"validation edges, {ablation.get('threads', '?')} threads)", ""]

@@ -14,14 +14,10 @@ and only by the rank-0 process under DDP (:class:`EpochMetricsLogger`).
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import importlib.metadata
 import json
 import logging
 import math
 import os
-import platform
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,10 +25,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import yaml
 
 from pipeline.fitting import is_rank_zero
-from pipeline.settings import PASSWORD_QUERY_KEYS
+from pipeline.mlflow_views import EXPERIMENT_TAGS, RUN_VIEWS, SHARED_VIEW_TAG
+from pipeline.provenance import data_version, git_commit
 
 log = logging.getLogger(__name__)
 
@@ -134,73 +130,6 @@ def client():
         return mlflow.MlflowClient(uri, uri)  # creates or migrates the store
 
 
-# MLflow 3's UI opens an experiment of unknown kind on its GenAI overview (traces); this kind
-# opens it on the runs table. The note is the experiment's description there.
-EXPERIMENT_TAGS = {
-    "mlflow.experimentKind": "custom_model_development",
-    "mlflow.note.content": "BLADE on directed product graphs. Top level: `train-<variant>` runs "
-                           "(the trained models; tags `tune.*` name the study and trial they used) "
-                           "and `tune-<study>` runs (expand for the trials; sort by "
-                           "`best/val_mrr_at_10`). Per-epoch curves have plain names, one-value "
-                           "results the prefixes best/, run/, test/.",
-}
-
-
-def _column(kind: str, key: str) -> str:
-    return f"{kind}.`{key}`"  # the runs table's column keys
-
-
-TRIAL_VALUES = ("nb.alpha_x", "nb.d_min", "nb.n_min", "nb.n_max", "nb.h_max", "nb.beta", "train.lr",
-                "train.dim")
-TEST_METRICS = ("test/hit_rate_at_10", "test/mrr_at_10", "test/low/hit_rate_at_10", "test/low/mrr_at_10",
-                "test/direction_auc")
-# Views of the runs page kept in the experiment (MLflow's shared view states): a link with
-# ?viewStateShareKey=<name> opens the table with these columns and this order; sorted by a
-# metric, the trials leave their study's fold and sort with everything else.
-RUN_VIEWS = {
-    "blade": {
-        "trials": {"orderByKey": _column("metrics", "best/val_mrr_at_10"), "orderByAsc": False,
-                   "selectedColumns": [_column("metrics", "best/val_mrr_at_10")]
-                   + [_column("params", key) for key in TRIAL_VALUES]},
-        "models": {"orderByKey": _column("metrics", "test/mrr_at_10"), "orderByAsc": False,
-                   "searchFilter": "tags.stage = 'train'",
-                   "selectedColumns": [_column("metrics", key) for key in TEST_METRICS]
-                   + [_column("tags", "tune.trial")]},
-    },
-    "blade-compare": {
-        "methods": {"orderByKey": _column("metrics", "test/mrr_at_10"), "orderByAsc": False,
-                    "searchFilter": "tags.stage = 'compare'",
-                    "selectedColumns": [_column("params", key) for key in ("graph", "method", "seed")]
-                    + [_column("metrics", key) for key in TEST_METRICS]},
-    },
-}
-SHARED_VIEW_TAG = "mlflow.sharedViewState."
-
-
-def runs_page_url(port: int, experiment: str, view: str | None = None,
-                  host: str = "127.0.0.1", mlflow_client=None) -> str | None:
-    """The UI's runs page of ``experiment`` (as model training, not its GenAI overview), in one of
-    :data:`RUN_VIEWS` when ``view`` is given; None when the experiment does not exist yet."""
-    found = (mlflow_client or client()).get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    share = f"&viewStateShareKey={view}" if view else ""
-    return (f"http://{host}:{port}/#/experiments/{found.experiment_id}/runs"
-            f"?workflowType=machine_learning{share}")
-
-
-def ui_links(port: int) -> str:
-    """What ``make ui`` prints: where each experiment's runs and views are."""
-    lines = []
-    mlflow_client = client()
-    for experiment, views in RUN_VIEWS.items():
-        if (url := runs_page_url(port, experiment, mlflow_client=mlflow_client)) is None:
-            continue
-        lines.append(f"{experiment}: {url}")
-        lines += [f"  {name}: {url}&viewStateShareKey={name}" for name in views]
-    return "\n".join(lines) or "No experiment yet: run `make run` first."
-
-
 def experiment_id(mlflow_client, name: str) -> str:
     """The id of experiment ``name``, created with the project's artifact root if missing."""
     import mlflow
@@ -223,87 +152,6 @@ def quiet_mlflow() -> None:
     """Keep the store's schema-migration chatter (alembic INFO lines) out of the user's log."""
     for noisy in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def data_version(dvc_file: Path = Path("data.dvc")) -> str:
-    """The DVC hash of the raw data (``md5`` of ``data.dvc``'s output), or ``unknown``."""
-    try:
-        outs = yaml.safe_load(dvc_file.read_text())["outs"]
-        return str(outs[0]["md5"])
-    except (OSError, KeyError, IndexError, TypeError, yaml.YAMLError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    """The processor's name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def memory_gib() -> float | None:
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def environment() -> dict[str, Any]:
-    """What a run ran on: versions, hardware, commit, data version."""
-    versions = {}
-    for package in ("torch", "pytorch-lightning", "torch-geometric", "mlflow", "optuna", "onnxruntime-gpu",
-                    "onnxruntime", "numpy", "dvc"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "memory_gib": memory_gib(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda_available": torch.cuda.is_available(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": git_commit(),
-        "data_version": data_version(),
-        "packages": versions,
-    }
-
-
-def redact_url(url: str) -> str:
-    """A storage URL with its password replaced by ``***`` (``postgresql://user:***@host/db``,
-    ``...?password=***``), for everything that is logged, tagged or written; other URLs and
-    paths are unchanged. params.yaml refuses passwords in URLs (:func:`pipeline.settings.url_password`):
-    this is the second line, for URLs that come from elsewhere."""
-    from urllib.parse import parse_qsl, quote
-
-    scheme, separator, rest = str(url).partition("://")
-    if not separator:
-        return str(url)
-    location, question, query = rest.partition("?")
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = "&".join(f"{quote(key)}={'***' if key.lower() in PASSWORD_QUERY_KEYS else quote(value)}"
-                         for key, value in pairs)
-    if not scheme.startswith("sqlite"):
-        credentials, at, host = location.rpartition("@")
-        if at and ":" in credentials:
-            location = f"{credentials.split(':', 1)[0]}:***@{host}"
-    return f"{scheme}://{location}{question}{query}"
 
 
 # params.yaml keys as the MLflow UI shows them: its run table cuts headers at about 14
@@ -420,25 +268,6 @@ def split_sizes(graph) -> dict[str, int]:
 def sanitise(key: str) -> str:
     """MLflow keys allow letters, digits, ``_ - . / space`` and ``:``; ``@`` becomes ``_at_``."""
     return key.replace("@", "_at_").replace("<=", "le").replace("<", "lt").replace(">", "gt")
-
-
-def config_digest(values: Any) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-# The code a trained result depends on: a change to any of it starts a new Optuna study and
-# re-runs `blade compare`'s seeds instead of re-using results of the old code.
-RESULT_CODE = ("models/*.py", "pipeline/train.py", "pipeline/evaluate.py", "pipeline/ingest.py",
-               "pipeline/edges.py", "pipeline/readers.py", "pipeline/artifacts.py", "pipeline/tune.py")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def code_digest(root: Path = PROJECT_ROOT) -> str:
-    digest = hashlib.md5()
-    for pattern in RESULT_CODE:
-        for path in sorted(root.glob(pattern)):
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 def copy_curves(mlflow_client, source_run: str, target_run: str) -> int:

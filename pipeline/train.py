@@ -35,7 +35,7 @@ from models.module import LinkPredictionModule, TrainingDivergedError
 from models.sampler import NeighbourhoodSampler
 from models.training import MONITOR  # noqa: F401 (for the stages)
 from models.variants import Variant, get_variant
-from pipeline import tracking
+from pipeline import provenance, tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, with_values
 from pipeline.degree_stats import with_power_law
@@ -179,7 +179,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
             log.info("train: %s (%s) on %s", name, get_variant(name).description, base.dataset)
             # A top-level run: the trained models are what a user looks for first. The study it
             # took its values from is a link (tags), not a parent.
-            tags = {"variant": name, "dataset": base.dataset, "data_version": tracking.data_version()}
+            tags = {"variant": name, "dataset": base.dataset, "data_version": provenance.data_version()}
             if study is not None:
                 tags |= {"tune.study": study["study"], "tune.trial": str(study["trial"]),
                          "tune.run_id": study.get("mlflow_parent_run_id") or "",

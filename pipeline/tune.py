@@ -52,7 +52,7 @@ import pytorch_lightning as pl
 import sqlalchemy.engine
 import sqlalchemy.exc
 
-from pipeline import tracking
+from pipeline import provenance, tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
 from pipeline.degree_stats import with_power_law
@@ -121,7 +121,7 @@ def open_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
                 return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
                                                   grace_period=GRACE_SECONDS)
         except ImportError:  # Optuna's word for "the URL's database driver is not installed"
-            raise ConfigError(f"tune.storage {tracking.redact_url(url)}: its database driver is not "
+            raise ConfigError(f"tune.storage {provenance.redact_url(url)}: its database driver is not "
                               "installed; e.g. pip install psycopg2-binary for postgresql://, pymysql "
                               "for mysql+pymysql://") from None
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError,
@@ -214,8 +214,8 @@ def study_name(params: dict[str, Any], tune: TuneSettings | dict[str, Any]) -> s
     tune = as_settings(tune, TuneSettings)
     fixed = {name: params[name] for name in ("base", "ingest", "neighbourhood", "train")}
     space = {key: spec.model_dump(by_alias=True, exclude_none=True) for key, spec in tune.space.items()}
-    digest = tracking.config_digest([fixed, space, tune.max_epochs,
-                                     tracking.data_version(), tracking.code_digest()])
+    digest = provenance.config_digest([fixed, space, tune.max_epochs,
+                                     provenance.data_version(), provenance.code_digest()])
     return f"{tune.study_name}-{digest}"
 
 
@@ -263,7 +263,7 @@ def parent_run(client, experiment_id: str, name: str, storage: str, params: dict
             section_name: {key: value for key, value in params[section_name].items()
                            if f"{section_name}.{key}" not in searched}
             for section_name in ("neighbourhood", "train")})
-        client.log_dict(run_id, tracking.environment(), "environment.json")
+        client.log_dict(run_id, provenance.environment(), "environment.json")
     if study is not None:
         study.set_user_attr(PARENT_RUN_ATTR, run_id)
     client.set_tag(run_id, "tune.trial_budget", str(params["tune"]["n_trials"]))
@@ -483,7 +483,7 @@ def run_study(graph: SplitGraph, params: dict[str, Any], tune: dict[str, Any], n
     done = sum(trial.state in FINISHED for trial in study.trials)
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, experiment)
-    shown = tracking.redact_url(storage)  # the password never reaches MLflow, files or the log
+    shown = provenance.redact_url(storage)  # the password never reaches MLflow, files or the log
     logged_tune = tune.model_dump(by_alias=True) | {"storage": shown}
     parent_id = parent_run(client, experiment_id, name, shown, dict(params, tune=logged_tune), study, created)
     log.info("tune: study %s in %s: %d of %d trials finished, %d running or waiting elsewhere "
@@ -531,7 +531,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     result = run_study(graph, params, settings.tune, name, storage, settings.mlflow.experiment,
                        checkpoint_root=TRIAL_CHECKPOINTS)
     best_params = {
-        "study": name, "storage": tracking.redact_url(storage), "trial": result.best_trial,
+        "study": name, "storage": provenance.redact_url(storage), "trial": result.best_trial,
         "value": result.best_value,
         "mlflow_parent_run_id": result.parent_run_id, "mlflow_run_id": result.best_run_id,
         "overrides": result.overrides,

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline import ablation, compare, tracking
+from pipeline import ablation, compare, provenance
 from tests.test_compare import EDGES, tiny_params
 
 
@@ -47,7 +47,7 @@ def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, mon
     (in_project_tmp / "reports/ablation/mine.json").write_text(json.dumps(saved))
     again = ablation.main(params, _args())
     assert trained == []
-    assert again["rows"]["ours"]["code"] == rows["ours"]["code"] == tracking.code_digest()
+    assert again["rows"]["ours"]["code"] == rows["ours"]["code"] == provenance.code_digest()
     params["ablation"]["rows"]["no similarity channel"] = {"train.similarity": "reciprocal"}
     ablation.main(params, _args(["no similarity channel"]))
     assert trained == ["blade"]

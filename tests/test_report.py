@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline import report, report_stats, report_tables, tracking
+from pipeline import provenance, report, report_stats, report_tables
 from pipeline.compare import summarise
 from pipeline.config import ConfigError
 from pipeline.settings import check_params
@@ -137,7 +137,8 @@ ABLATION = {
     "baselines": {"cooccurrence": {"val_mrr@10": 0.2, "val_hit_rate@10": 0.4, "val_direction_auc": 0.75},
                   "popularity": {"val_mrr@10": 0.01, "val_hit_rate@10": 0.02}},
     "rows": {
-        "ours": {"code": tracking.code_digest(), "variant": "blade", "overrides": {}, "best_val_mrr@10": 0.3,
+        "ours": {"code": provenance.code_digest(), "variant": "blade", "overrides": {},
+                 "best_val_mrr@10": 0.3,
                  "best_epoch": 2,
                  "untrained_val_mrr@10": 0.2, "val_mrr@10_curve": [0.25, 0.3, 0.28], "epochs": 3,
                  "seconds": 90.0, "seconds_per_epoch": 10.0, "val_direction_auc": 0.8123,

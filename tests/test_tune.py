@@ -12,7 +12,7 @@ import yaml
 
 from pipeline import degree_stats as degree_stats_stage
 from pipeline import ingest as ingest_stage
-from pipeline import tracking
+from pipeline import provenance, tracking
 from pipeline import tune as tune_stage
 from pipeline.train import fit_variant
 from tests.conftest import PROJECT_ROOT
@@ -175,11 +175,11 @@ def test_code_digest_follows_the_model_and_training_code(tmp_path):
     (tmp_path / "models" / "encoder.py").write_text("SCALE = 10\n")
     (tmp_path / "pipeline" / "train.py").write_text("EPOCHS = 3\n")
     (tmp_path / "pipeline" / "report.py").write_text("TITLE = 'a'\n")
-    before = tracking.code_digest(tmp_path)
+    before = provenance.code_digest(tmp_path)
     (tmp_path / "pipeline" / "report.py").write_text("TITLE = 'b'\n")  # not result code
-    assert tracking.code_digest(tmp_path) == before
+    assert provenance.code_digest(tmp_path) == before
     (tmp_path / "models" / "encoder.py").write_text("SCALE = 5\n")
-    assert tracking.code_digest(tmp_path) != before
+    assert provenance.code_digest(tmp_path) != before
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -193,7 +193,7 @@ def test_code_digest_follows_the_model_and_training_code(tmp_path):
     ("sqlite:////work/outputs/tune/optuna.db", "sqlite:////work/outputs/tune/optuna.db"),
 ])
 def test_storage_passwords_are_redacted(url, shown):
-    assert tracking.redact_url(url) == shown
+    assert provenance.redact_url(url) == shown
 
 
 def test_the_storage_password_comes_from_the_environment_only_at_connection(monkeypatch):
