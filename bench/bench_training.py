@@ -97,7 +97,7 @@ def main() -> None:
     validation = sum(clock.validation_seconds) / max(len(clock.validation_seconds), 1)
     best = max(range(len(clock.scores)), key=clock.scores.__getitem__)
     print(f"graph: {graph.num_nodes:,} nodes, {edges:,} training edges; variant {args.variant}; "
-          f"propagation {config.get('propagation', 'minibatch')}, dim {config['dim']}, "
+          f"dim {config['dim']}, "
           f"L {config['num_layers']}, {steps} steps/epoch; {torch.get_num_threads()} threads")
     print(f"epoch (training, no validation): {epoch:.1f} s  ->  {edges / epoch:,.0f} training edges/s")
     print(f"  of which the epoch's draw, split and matrices: {setup:.2f} s ({setup / epoch:.1%}); "

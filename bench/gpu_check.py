@@ -108,7 +108,7 @@ def fit(graph: TrainingGraph, params: dict, device: str, seed: int, variant: str
     hood = SimpleNamespace(**{**params["neighbourhood"], **(neighbourhood or {})})
     pl.seed_everything(seed, workers=True, verbose=False)
     module = build_module(get_variant(variant), graph, hood, config, seed)
-    return fit_module(module, config, seed, callbacks=callbacks, progress=False,
+    return fit_module(module, config, callbacks=callbacks, progress=False,
                       label=f"{variant} ({device})")
 
 

@@ -1,35 +1,27 @@
-"""One epoch's sampled neighbourhoods as aggregation matrices, and a mini-batch's computation graph.
+"""One epoch's sampled neighbourhoods as aggregation matrices, and the step order under DDP.
 
-A mini-batch's positive edges must not be message-passing neighbours of their own endpoints
-(no leakage), not even as a later hop of a multi-hop top-up path. The epoch's pairs are sorted
-once into CSR (with the training edges of each entry's path); a batch then
-
-- either re-weights the whole ``[N, N]`` matrix (:meth:`EpochAggregation.matrix`: entries whose
-  path uses a batch edge get weight 0, the mean is over the entries that remain), or
-- cuts out only the rows its L layers need (:func:`computation_graph`): the embeddings of the
-  batch's nodes, the neighbours they aggregate, those neighbours' neighbours, and so on down to
-  layer 0. On a large sparse graph a batch needs a few percent of it, so many cheap optimiser
-  steps replace a few full-graph ones.
+An epoch's supervision edges must not be message-passing neighbours of their own endpoints (no
+leakage), not even as a later hop of a multi-hop top-up path. The epoch's pairs are sorted once
+into CSR with the training edges of each entry's path; :meth:`EpochAggregation.matrix` then
+gives the pairs whose path uses an excluded edge weight 0, and the mean is over the entries that
+remain. (Mini-batch computation graphs, which cut out only the rows a batch needs, were removed
+with the mini-batch training on 2026-12-06: ``docs/decisions.md``.)
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from models.sparse import (
     AggregationMatrix,
-    ComputationGraph,
     csr_pointer,
-    csr_row_slots,
     csr_tensor,
 )
 
 
 class EpochAggregation:
-    r"""Sparse ``[N, N]`` mean aggregation over sampled pairs, re-weightable per mini-batch.
+    r"""Sparse ``[N, N]`` mean aggregation over sampled pairs, re-weightable per supervision split.
 
     For the pairs (u, v) kept by a batch (``via_edge`` not excluded), with k_u kept pairs in
     row u, :math:`A_{uv} = 1 / k_u`, and 0 for excluded pairs. (Sum and degree-weighted
@@ -90,22 +82,6 @@ class EpochAggregation:
             transpose=csr_tensor(self.t_crow, self.t_col, value[self.t_order], shape),
         )
 
-    def rows(self, nodes: Tensor, excluded_edges: Tensor | None = None) -> RowSelection:
-        """The kept entries of rows ``nodes`` (in that order), with their aggregation weights.
-
-        Args:
-            nodes: ``[R]`` distinct node ids.
-            excluded_edges: BoolTensor ``[E]`` (True = drop pairs reached through that edge).
-        """
-        local_row, slot = csr_row_slots(self.crow, nodes)
-        if excluded_edges is not None:
-            kept = ~_reached_through(excluded_edges, self.via_edge[slot])
-            slot, local_row = slot[kept], local_row[kept]
-        kept_per_row = torch.bincount(local_row, minlength=nodes.numel())
-        value = 1.0 / kept_per_row[local_row].to(torch.float32).clamp(min=1.0)
-        return RowSelection(local_row, self.col[slot], value, nodes.numel())
-
-
 def _reached_through(excluded_edges: Tensor, path_edges: Tensor) -> Tensor:
     """``[K]`` True where a path ``[K, H]`` (``-1`` padded) uses an excluded edge."""
     if path_edges.shape[1] == 1:
@@ -128,97 +104,6 @@ def aggregation_matrix(
     """
     no_edge = torch.zeros(index.shape[-1], dtype=torch.long)
     return EpochAggregation(index, no_edge, num_nodes).matrix(None)
-
-
-@dataclass
-class RowSelection:
-    """Some rows of an epoch aggregation: entry i is ``(row[i], column[i])`` with weight ``value[i]``.
-
-    ``row`` is local (0..num_rows-1, non-decreasing), ``column`` a global node id.
-    """
-
-    row: Tensor
-    column: Tensor
-    value: Tensor
-    num_rows: int
-
-    def matrix(self, column_position: Tensor, num_columns: int) -> AggregationMatrix:
-        """``[num_rows, num_columns]`` matrix, global columns mapped through ``column_position``."""
-        return AggregationMatrix.from_entries(self.row, column_position[self.column], self.value,
-                                              self.num_rows, num_columns)
-
-
-def _extend(prefix: Tensor, candidates: Tensor, position: Tensor) -> Tensor:
-    """``prefix`` followed by the distinct ``candidates`` not in it; ``position`` ([N], -1 =
-    absent, holding the prefix's positions on entry) is updated to the result's positions."""
-    new = torch.unique(candidates[position[candidates] < 0])
-    position[new] = torch.arange(prefix.numel(), prefix.numel() + new.numel())
-    return torch.cat([prefix, new])
-
-
-def _positions(nodes: Tensor, num_nodes: int) -> Tensor:
-    position = torch.full((num_nodes,), -1, dtype=torch.long)
-    position[nodes] = torch.arange(nodes.numel())
-    return position
-
-
-def computation_graph(
-    out_aggregation: EpochAggregation,
-    in_aggregation: EpochAggregation | None,
-    sources: Tensor,
-    targets: Tensor,
-    num_layers: int,
-    excluded_edges: Tensor | None = None,
-) -> ComputationGraph:
-    r"""The nodes and aggregation rows that L layers need for s of ``sources`` and t of ``targets``.
-
-    With :math:`S_L` = distinct sources and :math:`T_L` = distinct targets, for l = L..1:
-
-    .. math::
-        S_{l-1} = S_l \cup S_{in}(T_l), \qquad T_{l-1} = T_l \cup S_{out}(S_l)
-
-    (the source side aggregates targets of out-neighbours and vice versa; the self term needs
-    the node itself one layer down). Each set lists the next layer's set first, so the self term
-    is a prefix slice. Entries reached through ``excluded_edges`` are dropped before the sets
-    are grown. With ``in_aggregation=None`` (undirected SAGE) one set per layer is grown from
-    ``out_aggregation`` over sources and targets together.
-
-    Returns:
-        :class:`models.encoder.ComputationGraph`, with ``source_position`` / ``target_position``
-        mapping a global id to its row in the encoder's output (-1 if absent).
-    """
-    num_nodes = out_aggregation.num_nodes
-    if in_aggregation is None:
-        nodes = torch.unique(torch.cat([sources, targets]))
-        sources = targets = nodes
-    source = torch.unique(sources)
-    target = torch.unique(targets)
-    source_position = _positions(source, num_nodes)
-    target_position = _positions(target, num_nodes)
-    source_nodes, target_nodes = [source], [target]
-    out_adj: list[AggregationMatrix] = []
-    in_adj: list[AggregationMatrix] = []
-    s_pos, t_pos = source_position.clone(), target_position.clone()
-    for _ in range(num_layers):
-        out_rows = out_aggregation.rows(source, excluded_edges)
-        if in_aggregation is None:
-            source = target = _extend(source, out_rows.column, s_pos)
-            adjacency = out_rows.matrix(s_pos, source.numel())
-            out_adj.append(adjacency)
-            in_adj.append(adjacency)
-        else:
-            in_rows = in_aggregation.rows(target, excluded_edges)
-            target = _extend(target, out_rows.column, t_pos)
-            source = _extend(source, in_rows.column, s_pos)
-            out_adj.append(out_rows.matrix(t_pos, target.numel()))
-            in_adj.append(in_rows.matrix(s_pos, source.numel()))
-        source_nodes.append(source)
-        target_nodes.append(target)
-    return ComputationGraph(
-        source_nodes=source_nodes[::-1], target_nodes=target_nodes[::-1],
-        out_adj=out_adj[::-1], in_adj=in_adj[::-1],
-        source_position=source_position, target_position=target_position,
-    )
 
 
 def _world() -> tuple[int, int]:
@@ -253,27 +138,3 @@ class StepSampler(torch.utils.data.Sampler[int]):
 
     def __iter__(self):
         return iter(rank_share(list(range(self.steps))))
-
-
-class EpochSeededShuffle(torch.utils.data.Sampler[int]):
-    """Shuffles ``0..n-1`` with a permutation that depends only on ``(seed, epoch)``.
-
-    Lightning calls :meth:`set_epoch` before every epoch, so a run resumed from a checkpoint
-    sees exactly the batches an uninterrupted run would (a DataLoader's own generator state is
-    not checkpointed). Under DDP each process iterates its share (:func:`rank_share`).
-    """
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(rank_share(list(range(self.size))))
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_033 + self.epoch)
-        return iter(rank_share(torch.randperm(self.size, generator=generator).tolist()))

@@ -4,10 +4,9 @@ Every node u has a **source** embedding s_u (u as the query) and a **target** em
 (u as the recommended item); the score of u -> v is ``scale * s_u . t_v`` (see :func:`score`).
 
 Message passing is one sparse-dense product per role and layer, ``A @ X``, with ``A`` the
-aggregation matrix of the epoch's sampled neighbourhoods: ``[N, N]`` for the whole graph
-(inference), or the rows one layer of a mini-batch needs (:class:`models.sparse.ComputationGraph`,
-built by :func:`models.batching.computation_graph`). Nothing of shape ``[num_pairs, dim]`` is
-materialised.
+aggregation matrix of the epoch's sampled neighbourhoods, ``[N, N]`` for the whole graph
+(:class:`models.sparse.ComputationGraph`); in a training step the last layer takes only the rows
+its loss reads. Nothing of shape ``[num_pairs, dim]`` is materialised.
 
 Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each for a reason:
 

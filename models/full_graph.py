@@ -1,10 +1,10 @@
 """Full-graph training: every step encodes all N nodes, on a disjoint message-passing /
 supervision split of the epoch's training edges.
 
-Mini-batch training (:class:`models.module.LinkPredictionModule`) encodes only a batch's
-computation graph and masks, per batch, the sampled paths that use the batch's own edges. On
-the bundled product graph it did not learn (the loss rose, validation stayed at the structural
-start; the ablation row "mini-batch training (before)"). This module trains the way the measurements in
+The earlier mini-batch training encoded only a batch's computation graph and masked, per batch,
+the sampled paths that used the batch's own edges. On the bundled product graph it did not learn
+(the loss rose, validation stayed at the structural start; the ablation row "mini-batch training
+(before)"), and it was removed on 2026-12-06. This module trains the way the measurements in
 ``docs/blade-method.md`` (section 8) point to:
 
 - **One split per epoch.** A seeded share ``supervision_fraction`` of the training edges are the

@@ -45,8 +45,6 @@ def blade_loss(
     one_way: Tensor,
     lambda_asym: float = 1.0,
     scale: float | Tensor = 1.0,
-    source_position: Tensor | None = None,
-    target_position: Tensor | None = None,
 ) -> LossTerms:
     r"""BLADE loss of a batch of B training edges.
 
@@ -69,9 +67,6 @@ def blade_loss(
             caller computes it (the reverse score is only penalised for those edges).
         lambda_asym: weight of the asymmetric term.
         scale: score scale (the encoder's ``scale``).
-        source_position, target_position: ``[N]`` maps from a node id to its row in ``s`` /
-            ``t`` when those hold only a mini-batch's nodes
-            (:class:`models.encoder.ComputationGraph`); None = row i is node i.
 
     Returns:
         :class:`LossTerms`; ``total`` is what to back-propagate.
@@ -84,14 +79,11 @@ def blade_loss(
     if one_way.shape != (num_edges,):
         raise ValueError(f"one_way must have shape [B={num_edges}], got {list(one_way.shape)}")
 
-    as_source = (lambda nodes: nodes) if source_position is None else source_position.__getitem__
-    as_target = (lambda nodes: nodes) if target_position is None else target_position.__getitem__
     u, v = pos_edges
     num_negatives = neg_targets.shape[1]
-    forward_score = edge_score(s, t, torch.stack([as_source(u), as_target(v)]), scale)  # [B]
-    reverse_score = edge_score(s, t, torch.stack([as_source(v), as_target(u)]), scale)  # [B], v -> u
-    negative_index = torch.stack([as_source(u).repeat_interleave(num_negatives),
-                                  as_target(neg_targets.reshape(-1))])
+    forward_score = edge_score(s, t, torch.stack([u, v]), scale)  # [B]
+    reverse_score = edge_score(s, t, torch.stack([v, u]), scale)  # [B], v -> u
+    negative_index = torch.stack([u.repeat_interleave(num_negatives), neg_targets.reshape(-1)])
     negative_score = edge_score(s, t, negative_index, scale).view(num_edges, num_negatives)
 
     positive = -F.logsigmoid(forward_score)
@@ -174,9 +166,8 @@ def sample_negatives(num_edges: int, k: int, num_nodes: int, generator: torch.Ge
 
     With ``pool > 0`` the batch first draws ``pool`` nodes uniformly from N and every edge takes
     its k negatives uniformly from that pool: each negative is still uniform over N, but the
-    batch's distinct negatives are at most ``pool``, so the mini-batch computation graph (the
-    negatives' in-neighbourhoods down to layer 0) stays small: far fewer negatives to encode
-    than one independent draw per edge.
+    batch's distinct negatives are at most ``pool``: far fewer rows to score than one independent
+    draw per edge.
 
     No rejection of true neighbours or of the query itself: with N in the thousands and up,
     the chance of hitting one is about degree / N, and rejecting would cost a hash lookup

@@ -1,16 +1,12 @@
-"""LightningModule that trains a link-prediction encoder with fresh sampled neighbourhoods.
+"""What every link-prediction LightningModule shares: its parts, inference embeddings,
+validation, and what is refitted on validation edges after training.
 
 It receives its parts (encoder, sampler, optimiser factory) rather than building them, so one
-module trains BLADE, its ablations, DAEMON and the SAGE baseline (``models.variants``).
-
-Per epoch the sampler draws new neighbourhoods (seeded by ``seed`` and the epoch, so a resumed
-run draws what an uninterrupted one would). Per mini-batch of training edges (u, v) with K
-uniform negatives w per edge, only the batch's computation graph is encoded
-(:func:`models.batching.computation_graph`: s of u and v, t of v, u and w, and the sampled
-neighbourhoods down to layer 0), without the pairs whose sampled path uses one of the batch's
-own edges at any hop, and the asymmetric loss is taken on the batch. The ID tables get sparse gradients
-(:class:`models.optim.LazyAdam` updates only those rows), so a step costs what its batch
-touches, not what the graph holds.
+module trains BLADE, its ablations, DAEMON and the SAGE baseline (``models.variants``). How it
+trains is :class:`models.full_graph.FullGraphLinkPrediction` (full-graph steps on per-epoch
+supervision splits). The earlier mini-batch training, whose computation graphs did not learn on
+the product graph, was removed on 2026-12-06 (``docs/decisions.md``; its ablation row's numbers
+stay in ``reports/ablation/``).
 
 Validation ranks a fixed, seeded sample of validation edges against all nodes (filtered by the
 query's training out-neighbours) and logs ``val_mrr@10`` and ``val_hit_rate@10``.
@@ -25,10 +21,9 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from models.batching import EpochAggregation, computation_graph
+from models.batching import EpochAggregation
 from models.direction import fit_source_prior
 from models.encoder import score
-from models.loss import blade_loss, sample_negatives
 from models.metrics import direction_auc, filtered_ranks, ranking_metrics
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
 from models.sparse import ComputationGraph
@@ -111,8 +106,6 @@ class LinkPredictionModule(pl.LightningModule):
         self.lambda_asym = lambda_asym
         self.validation = validation
         self.prior_lr_factor = prior_lr_factor
-        self._epoch_out: EpochAggregation | None = None
-        self._epoch_in: EpochAggregation | None = None
         self._inference: tuple[EpochAggregation, EpochAggregation] | None = None
         self._negative_generator = torch.Generator()
 
@@ -138,47 +131,6 @@ class LinkPredictionModule(pl.LightningModule):
         s, t = self._encode(self._inference_graph(*self._inference))
         self.train(was_training)
         return s.cpu(), t.cpu()
-
-    def _inference_graph(self, out_agg: EpochAggregation, in_agg: EpochAggregation) -> ComputationGraph:
-        """The full graph that inference encodes: every sampled pair, nothing excluded."""
-        return ComputationGraph.full(out_agg.matrix(), in_agg.matrix() if self.encoder.directed else None,
-                                     self.encoder.config.num_layers)
-
-    # --- training ------------------------------------------------------------------------------
-
-    def on_train_epoch_start(self) -> None:
-        generator = torch.Generator().manual_seed(self.seed * 7919 + self.current_epoch)
-        self._epoch_out, self._epoch_in = self._aggregations(self.sampler.sample(generator))
-        self._negative_generator.manual_seed(self.seed * 104_729 + self.current_epoch)
-
-    def training_step(self, batch: list[Tensor], batch_index: int) -> Tensor:
-        edge_ids = batch[0].cpu()
-        excluded = torch.zeros(self.train_edges.shape[1], dtype=torch.bool)
-        excluded[edge_ids] = True
-        positives = self.train_edges[:, edge_ids]
-        negatives = sample_negatives(edge_ids.numel(), self.num_negatives, self.num_nodes,
-                                     self._negative_generator, self.negative_pool)
-        graph = computation_graph(
-            self._epoch_out, self._epoch_in if self.encoder.directed else None,
-            sources=positives.reshape(-1), targets=torch.cat([positives.reshape(-1), negatives.reshape(-1)]),
-            num_layers=self.encoder.config.num_layers, excluded_edges=excluded)
-        s, t = self._encode(graph)
-        terms = blade_loss(s, t, positives.to(self.device), negatives.to(self.device),
-                           self.one_way[edge_ids].to(self.device), self.lambda_asym, self.encoder.scale,
-                           source_position=graph.source_position.to(self.device),
-                           target_position=graph.target_position.to(self.device))
-        if not torch.isfinite(terms.total):
-            raise TrainingDivergedError(
-                f"loss is {terms.total.item()} at epoch {self.current_epoch}, batch {batch_index} "
-                f"(positive {terms.positive.item():.4g}, negative {terms.negative.item():.4g}, "
-                f"asymmetric {terms.asymmetric.item():.4g}); lower train.learning_rate or "
-                f"train.score_scale"
-            )
-        size = edge_ids.numel()
-        self.log("train_loss", terms.total, prog_bar=True, batch_size=size)
-        self.log_dict({"train_loss_positive": terms.positive, "train_loss_negative": terms.negative,
-                       "train_loss_asymmetric": terms.asymmetric}, batch_size=size)
-        return terms.total
 
     # --- validation ----------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
-"""Adam that updates only the rows a sparse gradient touches (the ID tables in mini-batch training).
+"""Adam that updates only the rows a sparse gradient touches; with dense gradients, plain Adam.
 
-A mini-batch touches a fraction of the rows of each ID table. Dense Adam would move every row
+Full-graph training (the only one since 2026-12-06) gives the ID tables dense gradients, so the
+step is Adam's. The sparse path served the removed mini-batch training, where a batch touched a
+fraction of the rows of each ID table. Dense Adam would move every row
 every step (its moments keep decaying and pushing rows the batch never saw) and costs a pass over
 all 2 x N x dim entries; ``torch.optim.SparseAdam`` has the right semantics but coalesces and
 rebuilds sparse tensors every step (measured: docs/decisions.md, 2026-12-03).

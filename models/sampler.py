@@ -11,8 +11,8 @@ with fewer than ``n_u`` direct neighbours takes all of them and is topped up fro
 neighbours (then 3-hop, ... up to ``h_max``) by the same biased draw.
 
 Every pair remembers the training edges of the path that reached it (``path_edges``; the first
-one is ``via_edge``), so that a mini-batch can drop the pairs built on its own positive edges at
-any hop (:meth:`models.batching.EpochAggregation.matrix`): a positive edge is never part of the
+one is ``via_edge``), so that a supervision split can drop the pairs built on its own positive
+edges at any hop (:meth:`models.batching.EpochAggregation.matrix`): a positive edge is never part of the
 message passing that produces the embeddings it is scored on.
 
 The DAEMON configuration (fixed uniform fan-out) is ``beta=0, adaptive=False`` with

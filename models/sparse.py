@@ -25,7 +25,7 @@ class AggregationMatrix:
     ``torch.sparse.mm`` rebuilds ``A^T`` (a sort of all M entries) on every backward call,
     which made its backward several times slower than the forward on a graph of 1M edges.
     Built by :class:`models.batching.EpochAggregation` (structure once per epoch, values per
-    mini-batch) or :func:`models.batching.aggregation_matrix`.
+    supervision split) or :func:`models.batching.aggregation_matrix`.
 
     Attributes:
         matrix: CSR ``[N, N]``, ``matrix[u, v]`` = weight of v in u's aggregation.
@@ -115,9 +115,7 @@ class ComputationGraph:
     is ``[|T_{l+1}|, |S_l|]``.
 
     Attributes:
-        source_position, target_position: ``[N]`` row of a global id in the encoder's output
-            ``s`` / ``t`` (-1 = not computed); None when all N nodes are computed in order.
-        last_rows: full-graph encoding only: ``[R]`` distinct node ids whose last-layer ``s``
+        last_rows: ``[R]`` distinct node ids whose last-layer ``s``
             and ``t`` are computed, in that order (the rows of the output); None = all N.
             Earlier layers still encode every node. A training step needs the last layer
             only for its edges' endpoints and its negatives, a fraction of a large graph's nodes.
@@ -127,8 +125,6 @@ class ComputationGraph:
     target_nodes: list[Tensor | None]
     out_adj: list[AggregationMatrix]
     in_adj: list[AggregationMatrix]
-    source_position: Tensor | None = None
-    target_position: Tensor | None = None
     similarity_adj: AggregationMatrix | None = None
     target_in_degree: Tensor | None = None
     last_rows: Tensor | None = None
@@ -152,7 +148,6 @@ class ComputationGraph:
         return ComputationGraph(
             [move(n) for n in self.source_nodes], [move(n) for n in self.target_nodes],
             [a.to(device) for a in self.out_adj], [a.to(device) for a in self.in_adj],
-            move(self.source_position), move(self.target_position),
             None if self.similarity_adj is None else self.similarity_adj.to(device),
             move(self.target_in_degree), move(self.last_rows))
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.batching import EpochSeededShuffle, StepSampler
+from models.batching import StepSampler
 from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, UndirectedSageEncoder
 from models.encoder import score as embedding_score
 from models.full_graph import FullGraphLinkPrediction
@@ -152,8 +152,6 @@ def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
     )
     parts = (encoder, build_sampler(variant, graph, neighbourhood, config.fixed_fanout), optimizer,
              graph.train, one_way, graph.num_nodes, seed)
-    if config.propagation == "minibatch":
-        return LinkPredictionModule(*parts, **common)
     return FullGraphLinkPrediction(
         *parts, **common, supervision_fraction=config.supervision_fraction,
         batch_size=config.batch_size, loss=config.loss,
@@ -189,15 +187,10 @@ def trained_scores(graph, module, low_degree_max: int, walk: WalkChannel | None 
     return validation_scores(rows, validation, low_degree_queries(graph, validation, low_degree_max))
 
 
-def train_loader(module: LinkPredictionModule, batch_size: int, seed: int) -> DataLoader:
-    """What Lightning iterates per epoch: step numbers for full-graph modules (they pick each
-    step's edges themselves), seeded shuffled edge batches for mini-batch ones."""
-    if isinstance(module, FullGraphLinkPrediction):
-        return DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1,
-                          sampler=StepSampler(module.steps_per_epoch))
-    num_edges = module.train_edges.shape[1]
-    return DataLoader(TensorDataset(torch.arange(num_edges)), batch_size=batch_size,
-                      sampler=EpochSeededShuffle(num_edges, seed))
+def train_loader(module: FullGraphLinkPrediction) -> DataLoader:
+    """What Lightning iterates per epoch: step numbers (the module picks each step's edges)."""
+    return DataLoader(TensorDataset(torch.arange(module.steps_per_epoch)), batch_size=1,
+                      sampler=StepSampler(module.steps_per_epoch))
 
 
 def fit_after_training(

@@ -26,7 +26,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from models.full_graph import FullGraphLinkPrediction
 from models.module import LinkPredictionModule
 from models.training import MONITOR, fit_after_training, train_loader
 from models.walk_channel import WalkChannel
@@ -142,11 +141,8 @@ class StepTrace(pl.Callback):
         self.directory = Path(directory)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if isinstance(pl_module, FullGraphLinkPrediction):
-            step = int(batch[0].reshape(-1)[0])
-            edge_ids = pl_module._supervision[step * pl_module.batch_size: (step + 1) * pl_module.batch_size]
-        else:
-            edge_ids = batch[0]
+        step = int(batch[0].reshape(-1)[0])
+        edge_ids = pl_module._supervision[step * pl_module.batch_size: (step + 1) * pl_module.batch_size]
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / f"rank-{trainer.global_rank}.txt", "a") as handle:
             handle.write(f"{trainer.current_epoch} {' '.join(map(str, edge_ids.tolist()))}\n")
@@ -155,7 +151,6 @@ class StepTrace(pl.Callback):
 def fit_module(
     module: LinkPredictionModule,
     config: Any,
-    seed: int,
     checkpoint_dir: Path | None = None,
     fingerprint: str = "",
     callbacks: list[pl.Callback] | None = None,
@@ -237,7 +232,7 @@ def fit_module(
     if finished:  # another epoch would only train past the best one (a tuning trial's, say)
         log.info("%s: that run had finished; its best epoch is kept and nothing is trained", label)
     else:
-        trainer.fit(module, train_loader(module, config.batch_size, seed),
+        trainer.fit(module, train_loader(module),
                     val_loader if module.validation else None, ckpt_path=resume_from,
                     weights_only=True)  # a checkpoint holds tensors and plain values: nothing to unpickle
     seconds = time.perf_counter() - started

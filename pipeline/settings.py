@@ -86,7 +86,6 @@ class DegreeStatsSettings(_Section):
 
 class TrainSettings(_Section):
     variants: list[VARIANTS] = Field(default_factory=lambda: ["blade", "sage"], min_length=1)
-    propagation: Literal["full", "minibatch"] = "full"
     supervision_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     loss: Literal["softmax", "logistic"] = "softmax"
     similarity: Literal["none", "reciprocal", "undirected"] = "undirected"
@@ -122,14 +121,6 @@ class TrainSettings(_Section):
     devices: int | str | list[int] = "auto"
     strategy: Literal["auto", "ddp"] = "auto"
     num_nodes: PositiveInt = 1
-
-    @model_validator(mode="after")
-    def _full_graph_choices(self) -> TrainSettings:
-        if self.propagation == "minibatch" and (self.similarity != "none" or self.target_prior != "none"
-                                                or self.source_prior):
-            raise ValueError("similarity, target_prior and source_prior need propagation: full "
-                             "(with minibatch set them to none, none, false)")
-        return self
 
 
 class SearchRange(_Section):

@@ -102,7 +102,7 @@ def fit_variant(
     model_settings = config.model_dump(exclude={"variants", "use_tuned", "val_queries"})
     stamp = fingerprint(variant_name, neighbourhood.model_dump(), model_settings,
                         seed, graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
-    return fit_module(module, config, seed, checkpoint_dir, stamp, callbacks, logger, progress,
+    return fit_module(module, config, checkpoint_dir, stamp, callbacks, logger, progress,
                       label=variant_name,
                       walk_channel=walk_channel and config.walk_channel and variant.walk_channel,
                       refit_target_prior=walk_channel and config.refit_target_prior)

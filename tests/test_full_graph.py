@@ -19,7 +19,7 @@ from pipeline.artifacts import SplitGraph
 from pipeline.train import build_module, fit_variant
 from tests.test_train import CONFIG, NEIGHBOURHOOD, TRAIN, VAL, validation_score
 
-FULL = dict(CONFIG, propagation="full", supervision_fraction=0.25, batch_size=4, loss="softmax",
+FULL = dict(CONFIG, supervision_fraction=0.25, batch_size=4, loss="softmax",
             negative_pool=8, similarity="undirected", lambda_similarity=0.5, target_prior="degree",
             lambda_asym=0.5)
 
@@ -178,13 +178,6 @@ def test_every_variant_trains_full_graph(graph, name):
     s, t = result.module.embeddings()
     assert torch.isfinite(s).all() and torch.equal(s, t) == (name == "sage")
     assert s.shape[1] == (8 if name == "sage" else 9)
-
-
-def test_minibatch_refuses_full_graph_only_choices(graph):
-    from pipeline.config import ConfigError
-    with pytest.raises(ConfigError, match="params.yaml: train: similarity, target_prior and source_prior "
-                                          "need propagation: full"):
-        build_module(get_variant("blade"), graph, NEIGHBOURHOOD, dict(FULL, propagation="minibatch"), 0)
 
 
 def test_shared_input_ties_the_two_layer_zero_tables():

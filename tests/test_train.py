@@ -24,8 +24,8 @@ CONFIG = {"dim": 8, "num_layers": 2,
           "num_negatives": 2, "lambda_asym": 1.0, "fixed_fanout": 2,
           "batch_size": 4, "learning_rate": 0.05, "weight_decay": 0.0, "max_epochs": 2,
           "early_stopping_patience": 10, "val_queries": 10, "accelerator": "cpu", "devices": 1,
-          # the mini-batch model these tests were written for (params.yaml's defaults differ)
-          "propagation": "minibatch", "activation": "relu", "weight_init": "random", "id_init": "random",
+          # a plain model: no similarity channel, priors or structural start (params.yaml's differ)
+          "activation": "relu", "weight_init": "random", "id_init": "random",
           "similarity": "none", "target_prior": "none", "shared_input": False, "source_prior": False,
           "negative_pool": 0, "calibrate_direction": False, "supervision_fraction": 0.2}
 
@@ -65,11 +65,11 @@ def test_interrupted_run_resumes_where_it_stopped(graph, tmp_path):
     assert torch.allclose(s_fresh, s_resumed)
 
 
-FULL_GRAPH = {"propagation": "full", "similarity": "undirected", "target_prior": "degree",
+FULL_GRAPH = {"similarity": "undirected", "target_prior": "degree",
               "supervision_fraction": 0.25, "negative_pool": 8}
 
 
-@pytest.mark.parametrize("extra", [{}, FULL_GRAPH], ids=["minibatch", "full"])
+@pytest.mark.parametrize("extra", [{}, FULL_GRAPH], ids=["plain", "channels"])
 def test_uninterrupted_and_resumed_training_agree(graph, tmp_path, extra):
     # both keep the best-validation weights (checkpointed), so they must be the same weights
     config = dict(CONFIG, max_epochs=4, **extra)
@@ -100,7 +100,8 @@ def test_nan_loss_stops_with_a_clear_message(graph):
             with torch.no_grad():
                 pl_module.encoder.source_input.weight.fill_(float("nan"))
 
-    with pytest.raises(TrainingDivergedError, match="loss is nan at epoch 0, batch 0.*learning_rate"):
+    message = "loss is nan at epoch 0, step 0; lower train.learning_rate"
+    with pytest.raises(TrainingDivergedError, match=message):
         fit_variant("blade", graph, NEIGHBOURHOOD, CONFIG, 1, None, progress=False,
                     callbacks=[PoisonWeights()])
 
