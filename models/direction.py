@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from models.metrics import direction_auc, global_link_metrics
+from models.pair_metrics import direction_auc, global_link_metrics
 
 # Candidate deltas: 0, then +-2^k for k = -3 .. 8 (0.125 .. 256).
 DELTA_GRID = (0.0, *(sign * 2.0**k for k in range(-3, 9) for sign in (-1.0, 1.0)))

@@ -23,11 +23,10 @@ from models.metrics import (
     ScoreFn,
     bucketed_metrics,
     degree_buckets,
-    direction_auc,
     filtered_ranks,
-    global_link_metrics,
     ranking_metrics,
 )
+from models.pair_metrics import direction_auc, global_link_metrics
 from models.walk_channel import WalkChannel, pair_bonus, with_walk_channel
 
 PairScoreFn = Callable[[Tensor, Tensor], Tensor]  # (u [P], v [P]) -> score(u -> v) [P]

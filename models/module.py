@@ -24,7 +24,8 @@ from torch import Tensor
 from models.batching import EpochAggregation
 from models.direction import fit_source_prior
 from models.encoder import score
-from models.metrics import direction_auc, filtered_ranks, ranking_metrics
+from models.metrics import filtered_ranks, ranking_metrics
+from models.pair_metrics import direction_auc
 from models.sampler import NeighbourhoodSampler, SampledNeighbourhoods
 from models.sparse import ComputationGraph
 from models.target_prior import fit_target_prior

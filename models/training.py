@@ -29,15 +29,10 @@ from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, Undire
 from models.encoder import score as embedding_score
 from models.full_graph import FullGraphLinkPrediction
 from models.graph import in_out_degrees, random_projection_embedding
-from models.metrics import (
-    filtered_ranks,
-    one_way_mask,
-    out_neighbour_csr,
-    ranking_metrics,
-    uniform_non_edges,
-)
+from models.metrics import filtered_ranks, out_neighbour_csr, ranking_metrics
 from models.module import LinkPredictionModule, ValidationSet
 from models.optim import LazyAdam
+from models.pair_metrics import one_way_mask, uniform_non_edges
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
 from models.variants import Variant

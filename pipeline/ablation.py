@@ -41,7 +41,7 @@ import torch
 from models.baselines import cooccurrence_scores, popularity_scores
 from models.evaluation import pairs_from_rows
 from models.graph import in_out_degrees
-from models.metrics import direction_auc
+from models.pair_metrics import direction_auc
 from models.training import low_degree_queries, trained_scores, validation_scores
 from models.variants import get_variant
 from pipeline import compare, provenance

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from models.graph import in_out_degrees
-from models.metrics import one_way_mask
+from models.pair_metrics import one_way_mask
 from models.power_law import adaptive_sizes, fit_power_law_alpha, power_law_ccdf
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import StageError

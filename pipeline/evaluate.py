@@ -33,7 +33,8 @@ from models.baselines import (
 from models.direction import calibrate_pairs
 from models.evaluation import SUBSETS, EvaluationSet, evaluate_scorer, low_degree_metrics, saved_scorers
 from models.graph import in_out_degrees, reverse_exists
-from models.metrics import one_way_mask, out_neighbour_csr, uniform_non_edges
+from models.metrics import out_neighbour_csr
+from models.pair_metrics import one_way_mask, uniform_non_edges
 from models.training import validation_set
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError

@@ -21,7 +21,8 @@ import scipy.sparse as sp
 
 from pipeline.config import ConfigError
 from pipeline.edges import clean_edges, split_edges
-from pipeline.readers import read_edges, verify_checksum
+from pipeline.input_files import verify_checksum
+from pipeline.readers import read_edges
 from pipeline.settings import typed
 from pipeline.storage import atomic_directory, whole_outputs, write_json, write_parquet
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import yaml
 
-from pipeline.settings import PASSWORD_QUERY_KEYS
+from pipeline.passwords import PASSWORD_QUERY_KEYS
 
 
 def git_commit() -> str:
@@ -80,7 +80,7 @@ def environment() -> dict[str, Any]:
 def redact_url(url: str) -> str:
     """A storage URL with its password replaced by ``***`` (``postgresql://user:***@host/db``,
     ``...?password=***``), for everything that is logged, tagged or written; other URLs and
-    paths are unchanged. params.yaml refuses passwords in URLs (:func:`pipeline.settings.url_password`):
+    paths are unchanged. params.yaml refuses passwords in URLs (:func:`pipeline.passwords.url_password`):
     this is the second line, for URLs that come from elsewhere."""
     from urllib.parse import parse_qsl, quote
 
@@ -106,8 +106,9 @@ def config_digest(values: Any) -> str:
 # The code a trained result depends on: a change to any of it starts a new Optuna study and
 # re-runs `blade compare`'s seeds instead of re-using results of the old code.
 RESULT_CODE = ("models/*.py", "pipeline/train.py", "pipeline/fitting.py", "pipeline/evaluate.py",
-               "pipeline/ingest.py", "pipeline/edges.py", "pipeline/readers.py", "pipeline/artifacts.py",
-               "pipeline/tune.py")
+               "pipeline/ingest.py", "pipeline/edges.py", "pipeline/readers.py", "pipeline/input_files.py",
+               "pipeline/artifacts.py", "pipeline/tune.py",
+               "pipeline/study.py")
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -10,15 +10,15 @@ Formats (``ingest.format``; ``auto`` picks by suffix):
 - ``npz``: a gnn-benchmark ``SparseGraph`` (``cora_ml.npz``, ``citeseer.npz``): the adjacency's
   row -> column non-zeros, every row a node (isolated ones too), node features when present.
 
-The fast path parses with pandas' C reader. Only when it rejects something does a line-by-line
-scan run, to name the first bad line: ``file:line: what was expected, what was found``.
+File checks (compression, encoding, the sha256 a data README lists) are
+:mod:`pipeline.input_files`. The fast path parses with pandas' C reader. Only when it rejects
+something does a line-by-line scan run, to name the first bad line: ``file:line: what was
+expected, what was found``.
 """
 
 from __future__ import annotations
 
-import codecs
 import gzip
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +27,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from pipeline.input_files import InputError, check_compression, compression, open_text, raise_if_undecodable
+
 FORMATS = ("snap", "csv", "tsv", "parquet", "npz")
-
-
-class InputError(ValueError):
-    """Bad raw input. The message names the file (and line) and what was expected."""
 
 
 @dataclass
@@ -82,7 +80,7 @@ def read_edges(
     if fmt == "npz":
         return _read_npz(path)
     if fmt in ("snap", "csv", "tsv"):
-        _check_compression(path)
+        check_compression(path)
     if fmt == "snap":
         source, target = _read_snap(path)
     elif fmt in ("csv", "tsv"):
@@ -98,61 +96,6 @@ def read_edges(
     return RawGraph(source=source, target=target)
 
 
-# leading bytes of compressed files: gzip is read (with a .gz name), the others are refused
-_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip",
-          b"\x28\xb5\x2f\xfd": "zstd"}
-
-
-def _compression(path: Path) -> str | None:
-    with path.open("rb") as probe:
-        head = probe.read(6)
-    return next((name for magic, name in _MAGIC.items() if head.startswith(magic)), None)
-
-
-def _check_compression(path: Path) -> None:
-    """A text edge list is plain UTF-8, or gzip with a ``.gz`` name; anything else is refused."""
-    kind = _compression(path)
-    named_gz = path.name.lower().endswith(".gz")
-    if kind == "gzip" and not named_gz:
-        raise InputError(f"{path}: gzip-compressed, but the name does not end in .gz; "
-                         f"rename it to {path.name}.gz")
-    if kind not in (None, "gzip"):
-        raise InputError(f"{path}: {kind}-compressed; expected plain text or gzip (.gz): "
-                         f"decompress it first")
-    if named_gz and kind != "gzip":
-        raise InputError(f"{path}: named .gz but not gzip-compressed; rename it without .gz")
-
-
-def _open_text(path: Path):
-    if _compression(path) == "gzip":
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return path.open("r", encoding="utf-8", newline="")
-
-
-def _raise_if_undecodable(path: Path) -> None:
-    """Raise naming the line and byte offset of the first byte sequence that is not UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    opener = gzip.open if _compression(path) == "gzip" else open
-    offset, lines = 0, 1
-    with opener(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError as error:
-                position = max(error.start, 0)
-                line = lines + block.count(b"\n", 0, position)
-                raise InputError(
-                    f"{path}:{line}: byte {offset + position} ({block[position:position + 1]!r}) is not "
-                    f"UTF-8; expected UTF-8 text (re-encode the file, e.g. iconv -t UTF-8)") from None
-            offset += len(block)
-            lines += block.count(b"\n")
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: ends inside a multi-byte character (byte {offset}); expected "
-                             f"UTF-8 text") from None
-
-
 def _read_snap(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         frame = pd.read_csv(path, sep=r"\s+", comment="#", header=None, dtype=str,
@@ -162,7 +105,7 @@ def _read_snap(path: Path) -> tuple[np.ndarray, np.ndarray]:
         _raise_first_bad_snap_line(path)
         raise InputError(f"{path}: empty: no edge lines found (expected '<source> <target>' lines)") from None
     except UnicodeDecodeError:
-        _raise_if_undecodable(path)
+        raise_if_undecodable(path)
         raise
     except (pd.errors.ParserError, EOFError, OSError):
         _raise_first_bad_snap_line(path)
@@ -182,7 +125,7 @@ OTHER_WHITESPACE = r"[^\S \t\r\n]"
 def _raise_first_bad_snap_line(path: Path) -> None:
     """Scan line by line and raise for the first line that is not two whitespace-separated ids."""
     try:
-        with _open_text(path) as handle:
+        with open_text(path) as handle:
             for number, line in enumerate(handle, start=1):
                 stripped = line.strip(" \t\r\n")
                 if not stripped or stripped.startswith("#"):
@@ -209,9 +152,9 @@ def _read_delimited(path: Path, sep: str, source_column: str, target_column: str
         # every column: source B, target X for "A,B,X")
         frame = pd.read_csv(path, sep=sep, dtype=str, engine="c", keep_default_na=False,
                             comment=None, skip_blank_lines=True, header=None,
-                            compression="gzip" if _compression(path) == "gzip" else None)
+                            compression="gzip" if compression(path) == "gzip" else None)
     except UnicodeDecodeError:
-        _raise_if_undecodable(path)
+        raise_if_undecodable(path)
         raise
     except pd.errors.EmptyDataError:
         raise InputError(
@@ -282,7 +225,7 @@ def _line_number_from_parser_error(message: str) -> int | None:
 def _nth_data_line(path: Path, row: int) -> int:
     """1-based file line of data row ``row`` (0-based, after the header; blank lines skipped)."""
     seen = -1
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             if number == 1 or not line.strip():
                 continue
@@ -348,7 +291,7 @@ def _check_id_lengths(path: Path, fmt: str, source: np.ndarray, target: np.ndarr
 
 def _nth_snap_data_line(path: Path, row: int) -> int:
     seen = -1
-    with _open_text(path) as handle:
+    with open_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):
@@ -396,42 +339,3 @@ def _csr_from_npz(archive, keys: set[str], prefixes: tuple[str, ...]) -> sp.csr_
             data, indices, indptr, shape = (archive[name] for name in names)
             return sp.csr_matrix((data, indices, indptr), shape=tuple(shape))
     return None
-
-
-# --- checksums -------------------------------------------------------------------------------
-
-_README_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|[^|]*\|\s*`([0-9a-f]{64})`\s*\|", re.MULTILINE)
-
-
-def expected_sha256(path: Path) -> str | None:
-    """The sha256 that the README.md beside ``path`` lists for it, or None if none is listed."""
-    readme = path.parent / "README.md"
-    if not readme.is_file():
-        return None
-    for name, digest in _README_ROW.findall(readme.read_text(encoding="utf-8")):
-        if name == path.name:
-            return digest
-    return None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_checksum(path: str | Path) -> str | None:
-    """Check ``path`` against its README's sha256. Returns the digest checked, None if unlisted."""
-    path = Path(path)
-    expected = expected_sha256(path)
-    if expected is None:
-        return None
-    actual = sha256_of(path)
-    if actual != expected:
-        raise InputError(
-            f"{path}: sha256 {actual} does not match {expected} listed in "
-            f"{path.parent / 'README.md'}; the file is corrupt or was changed (dvc pull restores it)"
-        )
-    return actual

@@ -81,6 +81,12 @@ def current_champion(client, name: str):
         return None
 
 
+def champion_version(client, name: str) -> int | None:
+    """The version ``models:/<name>@champion`` resolves to now (what the score stage scores)."""
+    champion = current_champion(client, name)
+    return None if champion is None else int(champion.version)
+
+
 def register_version(client, name: str, model_uri: str, score: float,
                      tags: dict[str, str]) -> tuple[Any, ChampionDecision]:
     """Register ``model_uri`` as a new version of ``name`` and settle the champion alias."""
@@ -170,6 +176,7 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
     client.update_model_version(name, version.version, description=version_description(
         variant, str(base["dataset"]), score, blade, decision, summary.get("tuned_trial")))
     metrics = {"model_name": name, "version": int(version.version), "champion": decision.promote,
+               "champion_version": champion_version(client, name),
                "reason": decision.reason, VALIDATION_METRIC: score,
                "model_uri": f"models:/{name}/{version.version}"}
     write_json(METRICS_PATH, metrics)

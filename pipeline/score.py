@@ -105,6 +105,23 @@ def read_queries(path: Path) -> np.ndarray:
     return column.astype(str).str.strip().to_numpy()
 
 
+def resolved_version(model_uri: str) -> int | None:
+    """The registered version ``models:/<name>@<alias>`` or ``models:/<name>/<n>`` points at now
+    (None for a URI outside the registry), recorded with the scores so the run says which model
+    made them."""
+    from mlflow.exceptions import MlflowException
+
+    if not model_uri.startswith("models:/"):
+        return None
+    name, at, alias = model_uri.removeprefix("models:/").partition("@")
+    try:
+        if at:
+            return int(tracking.client().get_model_version_by_alias(name, alias).version)
+        return int(name.rsplit("/", 1)[1])
+    except (MlflowException, IndexError, ValueError):
+        return None
+
+
 def load_recommender(model_uri: str, device: str) -> OnnxRecommender:
     import mlflow
 
@@ -192,7 +209,8 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         log.info("score: FAISS IVF index (nlist %d, nprobe %d): recall@%d %.4f against exact scoring on %d "
                  "seeded queries", recommender.index.nlist, recommender.index.nprobe, k, recall, len(sample))
     result = score(recommender, query_ids, output, k, exclude_linked, chunk)
-    result.update({"model": model_uri, "index": index, "providers": exact.session.get_providers()})
+    result.update({"model": model_uri, "model_version": resolved_version(model_uri), "index": index,
+                   "providers": exact.session.get_providers()})
     if recall is not None:
         result["recall_at_k_vs_exact"] = round(recall, 4)
     if args.output is None and args.input is None:  # the DVC stage: keep its metrics

@@ -14,31 +14,31 @@ filled in); ``Params`` is the typed view of the same values.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from pipeline.config import ConfigError
+from pipeline.passwords import STORAGE_PASSWORD_HELP, url_password
+from pipeline.settings_errors import one_line, suggestion
+from pipeline.settings_types import (
+    VARIANTS,
+    Fraction,
+    NonNegativeInt,
+    PositiveInt,
+    SearchRange,
+    Section,
+    StepWeights,
+)
 
-VARIANTS = Literal["blade", "no_adaptive", "no_bias", "daemon", "sage"]
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
-StepWeights = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=1, max_length=3)]
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_default=True)
-
-
-class BaseSettings(_Section):
+class BaseSettings(Section):
     dataset: str = "amazon0302"
     seed: NonNegativeInt = 42
 
 
-class SplitSettings(_Section):
+class SplitSettings(Section):
     train: Fraction = 0.75
     val: Fraction = 0.05
     test: Fraction = 0.20
@@ -54,7 +54,7 @@ class SplitSettings(_Section):
         return self
 
 
-class IngestSettings(_Section):
+class IngestSettings(Section):
     edges: str
     format: Literal["auto", "snap", "csv", "tsv", "parquet", "npz"] = "auto"
     source_column: str = "source"
@@ -64,7 +64,7 @@ class IngestSettings(_Section):
     split: SplitSettings = SplitSettings()
 
 
-class NeighbourhoodSettings(_Section):
+class NeighbourhoodSettings(Section):
     d_min: PositiveInt = 1
     alpha: Annotated[float, Field(ge=1.0)] | None = None  # >= 1: a decreasing tail
     alpha_multiplier: Annotated[float, Field(gt=0.0)] = 1.0
@@ -80,11 +80,11 @@ class NeighbourhoodSettings(_Section):
         return self
 
 
-class DegreeStatsSettings(_Section):
+class DegreeStatsSettings(Section):
     plot: bool = True
 
 
-class TrainSettings(_Section):
+class TrainSettings(Section):
     variants: list[VARIANTS] = Field(default_factory=lambda: ["blade", "sage"], min_length=1)
     supervision_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
     loss: Literal["softmax", "logistic"] = "softmax"
@@ -123,31 +123,7 @@ class TrainSettings(_Section):
     num_nodes: PositiveInt = 1
 
 
-class SearchRange(_Section):
-    """One dimension of the search space: ``{low, high[, log, int]}`` or ``{choices: [...]}``."""
-
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    integer: bool = Field(False, alias="int")
-    choices: list[Any] | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> SearchRange:
-        if self.choices is not None:
-            if self.low is not None or self.high is not None:
-                raise ValueError("give either choices or low/high, not both")
-            return self
-        if self.low is None or self.high is None:
-            raise ValueError("expected {low, high[, log, int]} or {choices: [...]}")
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
-        if self.log and self.low <= 0:
-            raise ValueError(f"a log range needs low > 0, got {self.low:g}")
-        return self
-
-
-class _Budget(_Section):
+class _Budget(Section):
     n_trials: NonNegativeInt = 16
     timeout_seconds: Annotated[float, Field(gt=0.0)] | None = 600
     max_epochs: PositiveInt | None = None
@@ -178,37 +154,13 @@ class TuneSettings(_Budget):
         return url
 
 
-# Where a storage password goes instead of tune.storage (read when the storage is opened).
-STORAGE_PASSWORD_VARIABLE = "BLADE_STORAGE_PASSWORD"
-STORAGE_PASSWORD_HELP = (f"PostgreSQL reads PGPASSWORD or ~/.pgpass; any database: "
-                         f"the environment variable {STORAGE_PASSWORD_VARIABLE}")
-PASSWORD_QUERY_KEYS = {"password", "passwd", "pwd", "pass"}
-
-
-def url_password(url: str) -> bool:
-    """Whether a SQLAlchemy URL holds a password: ``user:pw@host`` (any characters in pw, ``/``
-    and ``@`` included) or a query parameter such as ``?password=...``."""
-    from urllib.parse import parse_qsl
-
-    scheme, separator, rest = str(url).partition("://")
-    if not separator:
-        return False
-    location, _, query = rest.partition("?")
-    if any(key.lower() in PASSWORD_QUERY_KEYS for key, _ in parse_qsl(query, keep_blank_values=True)):
-        return True
-    if scheme.startswith("sqlite"):
-        return False  # a file path: '@' and ':' are only characters of it
-    credentials, at, _ = location.rpartition("@")
-    return bool(at) and ":" in credentials
-
-
-class ExportSettings(_Section):
+class ExportSettings(Section):
     check_queries: PositiveInt = 256
     check_k: PositiveInt = 20
     rtol: Annotated[float, Field(gt=0.0)] = 1e-5
 
 
-class ScoreSettings(_Section):
+class ScoreSettings(Section):
     model: str = "models:/blade-amazon0302@champion"
     input: str = "all"
     output: str = "outputs/score/recommendations.parquet"
@@ -221,11 +173,11 @@ class ScoreSettings(_Section):
     nlist: PositiveInt | None = None
 
 
-class MlflowSettings(_Section):
+class MlflowSettings(Section):
     experiment: str = "blade"
 
 
-class ServingLimits(_Section):
+class ServingLimits(Section):
     """What one request to the registered model may ask (stored in the model's config)."""
 
     max_k: PositiveInt = 1000
@@ -233,7 +185,7 @@ class ServingLimits(_Section):
     chunk_size: PositiveInt = 256
 
 
-class RegistrySettings(_Section):
+class RegistrySettings(Section):
     model_name: str = "blade-amazon0302"
     variant: VARIANTS = "blade"
     serving: ServingLimits = ServingLimits()
@@ -247,7 +199,7 @@ class RegistrySettings(_Section):
         return name
 
 
-class BaselineSettings(_Section):
+class BaselineSettings(Section):
     """The training-free recommenders' grids; each baseline keeps its best point on validation."""
 
     walk_weights: list[StepWeights] = Field(
@@ -270,7 +222,7 @@ class BaselineSettings(_Section):
         return self
 
 
-class EvaluateSettings(_Section):
+class EvaluateSettings(Section):
     split: Literal["test", "val"] = "test"
     max_queries: NonNegativeInt = 20000
     ks: list[PositiveInt] = Field(default_factory=lambda: [5, 10, 20], min_length=1)
@@ -294,7 +246,7 @@ class CompareTuneSettings(_Budget):
     startup_trials: NonNegativeInt = 5
 
 
-class DatasetSettings(_Section):
+class DatasetSettings(Section):
     """One graph of ``compare.datasets``: its ingest settings and optional section overrides."""
 
     edges: str
@@ -317,11 +269,11 @@ class DatasetSettings(_Section):
             for key in values:
                 if key not in model.model_fields:
                     raise ValueError(f"{name}.{key}: unknown key"
-                                     + _suggestion(key, list(model.model_fields), prefix=f"{name}."))
+                                     + suggestion(key, list(model.model_fields), prefix=f"{name}."))
         return self
 
 
-class CompareSettings(_Section):
+class CompareSettings(Section):
     variants: list[VARIANTS] = Field(
         default_factory=lambda: ["blade", "no_adaptive", "no_bias", "daemon", "sage"], min_length=1)
     tuned_variants: list[VARIANTS] = Field(
@@ -332,7 +284,7 @@ class CompareSettings(_Section):
     datasets: dict[str, DatasetSettings] = Field(default_factory=dict)
 
 
-class AblationSettings(_Section):
+class AblationSettings(Section):
     rows: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ours": {}})
     # No new row starts after this many seconds of training in one run (the first always does);
     # None: every row. Finished rows are kept, so each run adds rows in their listed order.
@@ -351,7 +303,7 @@ class AblationSettings(_Section):
         return self
 
 
-class Params(_Section):
+class Params(Section):
     """The whole of ``params.yaml``."""
 
     base: BaseSettings = BaseSettings()
@@ -383,67 +335,7 @@ def _check_tunable(key: str, where: str) -> None:
     model = TUNABLE.get(section_name)
     if model is None or name not in model.model_fields:
         raise ValueError(f"{where}{key!r} is not a train.* or neighbourhood.* key"
-                         + _suggestion(key, tunable_keys()))
-
-
-def _suggestion(key: str, known: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{close[0]}?)" if close else ""
-
-
-def _model_at(location: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The model class that holds the keys at ``location`` (None inside free-form mappings)."""
-    model: Any = Params
-    mapping_key = False  # the part after a dict[str, X] field is a key of that mapping
-    for part in location:
-        if mapping_key:
-            mapping_key = False
-            continue
-        if not _is_model(model):
-            return None
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        annotation = field.annotation
-        mapping_key = getattr(annotation, "__origin__", None) is dict
-        # X | None -> X; dict[str, X] -> X (for the part after the key)
-        candidates = [annotation] + list(getattr(annotation, "__args__", ()))
-        model = next((c for c in candidates if _is_model(c)), annotation)
-    return model if _is_model(model) else None
-
-
-def _is_model(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, BaseModel)
-
-
-def _dotted(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location if not str(part).startswith("function-"))
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    """``repr(value)``, cut to ``limit`` characters: an error line stays one readable line."""
-    shown = repr(value)
-    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown)} characters)"
-
-
-def _one_line(error: dict[str, Any]) -> str:
-    location = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
-    key = _dotted(location)
-    if error["type"] == "extra_forbidden":
-        holder = _model_at(location[:-1])
-        known = [str(name) for name in holder.model_fields] if holder is not None else []
-        parent = _dotted(location[:-1])
-        return f"{key}: unknown key" + _suggestion(str(location[-1]), known,
-                                                   prefix=f"{parent}." if parent else "")
-    if error["type"] == "missing":
-        return f"{key}: missing (required)"
-    message = error["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    message = message.replace("Input should be", "must be").replace("input should be", "must be")
-    value = error.get("input")
-    shown = "" if error["type"] == "value_error" or isinstance(value, dict) else f" (got {_short(value)})"
-    return f"{key}: {message}{shown}" if key else f"{message}{shown}"
+                         + suggestion(key, tunable_keys()))
 
 
 def check_params(params: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
@@ -456,7 +348,7 @@ def check_params(params: dict[str, Any], source: str = "params.yaml") -> dict[st
     try:
         checked = Params.model_validate(params)
     except ValidationError as error:
-        raise ConfigError(f"{source}: {_one_line(error.errors()[0])}") from None
+        raise ConfigError(f"{source}: {one_line(error.errors()[0], Params)}") from None
     values = checked.model_dump(by_alias=True)
     # free-form parts keep only what was given: a search range's kind, a dataset's overrides
     values["tune"]["space"] = {key: {name: value for name, value in spec.items() if value is not None}
@@ -472,7 +364,7 @@ def typed(params: dict[str, Any]) -> Params:
     try:
         return Params.model_validate(params)
     except ValidationError as error:
-        raise ConfigError(f"params.yaml: {_one_line(error.errors()[0])}") from None
+        raise ConfigError(f"params.yaml: {one_line(error.errors()[0], Params)}") from None
 
 
 SectionT = TypeVar("SectionT", bound=BaseModel)
@@ -490,4 +382,4 @@ def as_settings(values: SectionT | dict[str, Any], model: type[SectionT]) -> Sec
                     model.__name__)
         first = dict(error.errors()[0])
         first["loc"] = (name, *first["loc"])
-        raise ConfigError(f"params.yaml: {_one_line(first)}") from None
+        raise ConfigError(f"params.yaml: {one_line(first, Params)}") from None

@@ -175,6 +175,10 @@ def test_mlflow_layout_trained_models_on_top_the_study_with_its_trials(tiny_proj
     assert source.name == "blade-tiny-onnx-scorer"  # the UI's "source model"
     register = json.loads((tiny_project / "metrics" / "register.json").read_text())
     assert register["champion"] is True and register["version"] == int(champion.version)
+    assert register["champion_version"] == int(champion.version)
+    # the score stage records the version the alias resolved to: what DVC's dependency names
+    assert json.loads((tiny_project / "metrics" / "score.json").read_text())["model_version"] == int(
+        champion.version)
 
 
 def _free_port() -> int:

@@ -6,14 +6,13 @@ import torch
 from models.metrics import (
     bucketed_metrics,
     degree_buckets,
-    direction_auc,
     filtered_ranks,
     hit_rate_at_k,
     mrr_at_k,
-    one_way_mask,
     out_neighbour_csr,
     ranking_metrics,
 )
+from models.pair_metrics import direction_auc, one_way_mask
 
 # 5-node training graph: 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3, 3 -> 4
 TRAIN = torch.tensor([[0, 0, 1, 2, 3], [1, 2, 3, 3, 4]])
@@ -200,7 +199,7 @@ def test_bucketed_metrics():
 
 
 def test_global_link_metrics_follow_the_ogb_rule():
-    from models.metrics import global_link_metrics
+    from models.pair_metrics import global_link_metrics
 
     # negatives sorted: 5, 2, 0. Hits@1: above 5 -> none; Hits@2: above 2 -> 3 only;
     # Hits@3: above 0 -> both; Hits@4: the pool has 3 negatives, every positive counts.
@@ -214,7 +213,7 @@ def test_global_link_metrics_follow_the_ogb_rule():
 
 
 def test_uniform_non_edges_are_seeded_distinct_non_edges():
-    from models.metrics import uniform_non_edges
+    from models.pair_metrics import uniform_non_edges
 
     edges = torch.tensor([[0, 1], [1, 2]])
     # 3 nodes: 6 ordered pairs u != v, 2 of them edges -> at most 4 non-edges

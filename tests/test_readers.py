@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from pipeline.readers import InputError, read_edges, verify_checksum
+from pipeline.input_files import verify_checksum
+from pipeline.readers import InputError, read_edges
 
 SNAP_TEXT = "# Directed graph\r\n# FromNodeId\tToNodeId\r\n10\t20\r\n20\t30\r\n10\t30\r\n"
 

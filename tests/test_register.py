@@ -6,7 +6,7 @@ import mlflow
 import pytest
 
 from pipeline import tracking
-from pipeline.register import CHAMPION, decide_champion, register_version
+from pipeline.register import CHAMPION, champion_version, decide_champion, register_version
 
 
 def test_decisions_by_hand():
@@ -45,6 +45,7 @@ def test_a_worse_model_never_takes_the_champion_alias(store):
         version, decision = register_version(client, "m", logged_model(), score, {**tags, "dataset": dataset})
         assert int(version.version) == number
         assert str(client.get_model_version_by_alias("m", CHAMPION).version) == champion_after
+        assert champion_version(client, "m") == int(champion_after)  # what metrics/register.json says
         assert client.get_model_version("m", version.version).tags["champion_decision"] == decision.reason
     assert client.get_model_version("m", "2").tags["val_mrr_at_10"] == "0.25"
 

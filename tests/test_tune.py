@@ -13,6 +13,7 @@ import yaml
 from pipeline import degree_stats as degree_stats_stage
 from pipeline import ingest as ingest_stage
 from pipeline import provenance, tracking
+from pipeline import study as study_setup
 from pipeline import tune as tune_stage
 from pipeline.train import fit_variant
 from tests.conftest import PROJECT_ROOT
@@ -51,7 +52,7 @@ def test_pruning_stops_a_trial_after_the_epoch_it_reports(graph):  # noqa: F811
     trial = study.ask()
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 1"):
         fit_variant("blade", graph, NEIGHBOURHOOD, dict(CONFIG, max_epochs=5), 0, None,
-                    callbacks=[tune_stage.OptunaPruning(trial)], progress=False)
+                    callbacks=[study_setup.OptunaPruning(trial)], progress=False)
     # MRR@10 can never reach 2.0: the first report prunes, so exactly one epoch was reported,
     # at step 1 (the step is the number of epochs trained: the halving rungs count epochs)
     assert list(study.trials[0].intermediate_values) == [1]
@@ -61,7 +62,7 @@ def test_successive_halving_keeps_the_best_third_at_each_rung():
     """Rungs after 1 and 3 epochs (halving_min_epochs 1, rate 3): at a rung a trial goes on only
     when it is the best there while fewer than 3 trials reached it, then among the best third."""
     settings = tune_stage.TuneSettings(halving_min_epochs=1, halving_rate=3)
-    study = optuna.create_study(direction="maximize", pruner=tune_stage.halving_pruner(settings))
+    study = optuna.create_study(direction="maximize", pruner=study_setup.halving_pruner(settings))
 
     def goes_on(values_by_epoch: dict[int, float]) -> bool:
         trial = study.ask()
@@ -87,7 +88,7 @@ def test_halving_prunes_only_when_whole_trials_would_not_fit_the_budget():
     settings = tune_stage.TuneSettings(halving_min_epochs=1, halving_rate=3)
 
     def worst_trial_pruned(timeout_seconds: float) -> bool:
-        pruner = tune_stage.PruneWhenBudgetBinds(tune_stage.halving_pruner(settings), 16, timeout_seconds)
+        pruner = study_setup.PruneWhenBudgetBinds(study_setup.halving_pruner(settings), 16, timeout_seconds)
         study = optuna.create_study(direction="maximize", pruner=pruner)
         first = study.ask()
         first.report(0.30, 1)
@@ -118,7 +119,7 @@ def test_suggest_keeps_n_max_at_least_n_min():
 def test_interrupted_study_resumes_without_repeating_finished_trials(project, monkeypatch):
     tune_stage.main(project)
     first = optuna.load_study(study_name=tune_stage.study_name(project, project["tune"]),
-                              storage=tune_stage.storage_url(project["tune"]))
+                              storage=study_setup.storage_url(project["tune"]))
     finished = {trial.number: trial.params for trial in first.trials}
     assert len(finished) == 2
 
@@ -142,13 +143,13 @@ def test_interrupted_study_resumes_without_repeating_finished_trials(project, mo
     metrics = tune_stage.main(project)
     assert len(calls) == 1 + 2  # the interrupted trial, then only the two missing ones
     study = optuna.load_study(study_name=tune_stage.study_name(project, project["tune"]),
-                              storage=tune_stage.storage_url(project["tune"]))
+                              storage=study_setup.storage_url(project["tune"]))
     states = [trial.state for trial in study.trials]
     assert states.count(optuna.trial.TrialState.FAIL) == 1
     assert metrics["trials_complete"] + metrics["trials_pruned"] == 4
     for number, params in finished.items():  # finished trials untouched, not re-run
         assert study.trials[number].params == params
-        assert study.trials[number].state in tune_stage.FINISHED
+        assert study.trials[number].state in study_setup.FINISHED
 
     client = tracking.client()
     experiment = client.get_experiment_by_name(project["mlflow"]["experiment"])
@@ -199,16 +200,16 @@ def test_storage_passwords_are_redacted(url, shown):
 def test_the_storage_password_comes_from_the_environment_only_at_connection(monkeypatch):
     url = "postgresql+psycopg2://blade@db.example:5432/optuna"
     monkeypatch.delenv("BLADE_STORAGE_PASSWORD", raising=False)
-    assert tune_stage.with_storage_password(url) == url
+    assert study_setup.with_storage_password(url) == url
     monkeypatch.setenv("BLADE_STORAGE_PASSWORD", "pw/SECRET@1")
-    assert tune_stage.with_storage_password(url) == "postgresql+psycopg2://blade:pw%2FSECRET%401@db.example:5432/optuna"
+    assert study_setup.with_storage_password(url) == "postgresql+psycopg2://blade:pw%2FSECRET%401@db.example:5432/optuna"
 
 
 def test_a_storage_without_its_driver_is_one_clear_line():
     # pymysql is not a dependency: the URL names a driver this environment does not have
     with pytest.raises(tune_stage.ConfigError, match=r"tune\.storage mysql\+pymysql://u@127\.0\.0\.1:1/db: "
                                                       r"its database driver is not installed"):
-        tune_stage.open_storage("mysql+pymysql://u@127.0.0.1:1/db", attempts=1)
+        study_setup.open_storage("mysql+pymysql://u@127.0.0.1:1/db", attempts=1)
 
 
 def test_a_one_trial_budget_runs_the_default_trial(project):

@@ -11,7 +11,7 @@ import torch
 
 from models.encoder import score as embedding_score
 from models.graph import in_out_degrees
-from models.metrics import direction_auc, global_link_metrics
+from models.pair_metrics import direction_auc, global_link_metrics
 from models.training import validation_set
 from models.walk_channel import WalkChannel, pair_bonus, with_walk_channel
 from pipeline.artifacts import load_split_graph

@@ -12,7 +12,7 @@ import torch
 from models.baselines import item_knn_scores, walk_scores
 from models.encoder import score as embedding_score
 from models.graph import in_out_degrees
-from models.metrics import direction_auc, global_link_metrics
+from models.pair_metrics import direction_auc, global_link_metrics
 from models.training import validation_set
 from models.walk_channel import WALKS, WalkChannel, fit_walk_channel, pair_bonus, top_table, with_walk_channel
 from pipeline.artifacts import load_split_graph

@@ -21,7 +21,8 @@ os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"  # befor
 from pipeline import compare  # noqa: E402
 from pipeline.artifacts import load_split_graph  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.tune import TuneSettings, halving_pruner, run_study  # noqa: E402
+from pipeline.study import halving_pruner  # noqa: E402
+from pipeline.tune import TuneSettings, run_study  # noqa: E402
 
 ds, designs = sys.argv[1], sys.argv[2].split(",")
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 42
