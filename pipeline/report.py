@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=str(OUTPUT_PATH),
                         help="Markdown file; plots go to <stem>/ beside it (default: %(default)s)")
     parser.add_argument("--headline", help="dataset the headline quotes (default: base.dataset)")
+    parser.add_argument("--readme", default="README.md",
+                        help="README whose headline block (between its markers) is rewritten from "
+                             "the report (default: %(default)s)")
     parser.add_argument("--ablations", default=str(ABLATION_DIR),
                         help="folder of `blade ablate` results (default: %(default)s)")
 
@@ -100,13 +103,20 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
     by_name = {report["name"]: report for report in reports}
     if headline in by_name:
         report = by_name[headline]
-        for title, prefix in (("all queries", ""), ("low-degree queries", "low_")):
+        for title, prefix in (("all queries", ""), ("low-degree queries", "low_"),
+                              ("test edges whose reverse is a training edge", "rev_"),
+                              ("one-way test edges", "oth_")):
+            if BLADE not in report["summary"] or prefix + "mrr@10" not in report["summary"][BLADE]:
+                continue
             parts = []
             for metric in ("hit_rate@10", "mrr@10"):
                 gain, best = relative_gain(report, prefix + metric)
                 parts.append(f"{short(metric)} {mean(report, BLADE, prefix + metric):.4f} vs "
                              f"{mean(report, best, prefix + metric):.4f} ({label(best)}), {percent(gain)}")
             lines.append(f"- **{headline}, {title}:** BLADE vs the best other method: {'; '.join(parts)}.")
+        gain, best = relative_gain(report, "direction_auc")
+        lines.append(f"- **{headline}, direction AUC:** BLADE {mean(report, BLADE, 'direction_auc'):.4f} vs "
+                     f"{mean(report, best, 'direction_auc'):.4f} ({label(best)}), {percent(gain)}.")
     low, high = gain_range(reports)
     low_d, high_d = gain_range(reports, "", "daemon")
     low_l, high_l = gain_range(reports, "low_")
@@ -160,13 +170,33 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
     return text
 
 
+README_START, README_END = "<!-- headline from docs/report.md: start -->", "<!-- headline: end -->"
+
+
+def update_readme(readme: Path, report_text: str) -> bool:
+    """Copy the report's "Headline" section between README's two markers (none: README is left
+    alone), so README quotes the generated numbers instead of typed ones. Returns whether it did."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        return False
+    section = report_text.split("## Headline\n", 1)[1].split("\n## ", 1)[0].strip()
+    before, rest = text.split(README_START, 1)
+    after = rest.split(README_END, 1)[1]
+    with atomic_path(readme) as tmp:
+        tmp.write_text(f"{before}{README_START}\n{section}\n{README_END}{after}", encoding="utf-8")
+    return True
+
+
 def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     order = list(params["compare"]["datasets"])
     reports = load_reports(Path(args.reports), order)
     headline = args.headline or str(params["base"]["dataset"])
     output = Path(args.output)
     ablations = load_ablations(Path(getattr(args, "ablations", ABLATION_DIR)), order)
-    render(reports, output, headline, ablations, load_sweeps(SWEEP_DIR))
+    text = render(reports, output, headline, ablations, load_sweeps(SWEEP_DIR))
+    readme = getattr(args, "readme", None)
+    if readme and Path(readme).is_file():
+        update_readme(Path(readme), text)
     log.info("report: %s from %d comparison(s): %s", output, len(reports),
              ", ".join(report["name"] for report in reports))
     print(json.dumps({"report": str(output), "datasets": [report["name"] for report in reports]}))

@@ -218,3 +218,19 @@ def test_report_shows_a_gpu_sweep(tmp_path):
     assert "`reports/gpu/sweep-small-h100.json`: one H100, commit abc1234, seed 42" in text
     assert "| ours | params.yaml | 0.4188 | 0.7000 | 0.3455 | 0.6400 | 0.3593 | 14 |" in text
     assert "| sage 20 | variant=sage, score_scale=20 | 0.3986 |" in text
+
+
+def test_readme_headline_is_copied_from_the_report_between_its_markers(tmp_path):
+    output = tmp_path / "report.md"
+    text = report.render([SMALL], output, headline="small")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.README_START}\nold, typed\n{report.README_END}\nrest\n")
+    assert report.update_readme(readme, text)
+    updated = readme.read_text()
+    assert "old, typed" not in updated and updated.startswith("intro\n") and updated.endswith("rest\n")
+    block = updated.split(report.README_START)[1].split(report.README_END)[0]
+    assert "**small, all queries:** BLADE vs the best other method" in block
+    assert "**small, direction AUC:**" in block and "## Setup" not in block
+    unmarked = tmp_path / "OTHER.md"
+    unmarked.write_text("no markers\n")
+    assert not report.update_readme(unmarked, text) and unmarked.read_text() == "no markers\n"
