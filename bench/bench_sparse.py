@@ -64,7 +64,8 @@ def main() -> None:
     methods = {
         "model: CSR with cached transpose": lambda inputs: ours @ inputs,
         "torch.sparse.mm (transpose rebuilt each backward)": lambda inputs: torch.sparse.mm(csr, inputs),
-        "PyG EdgeIndex.matmul (CSR + cached CSC)": lambda inputs: edge_index.matmul(inputs, input_value=value),
+        "PyG EdgeIndex.matmul (CSR + cached CSC)":
+            lambda inputs: edge_index.matmul(inputs, input_value=value),
     }
     print(f"{n:,} nodes, {m:,} pairs, dim {args.dim}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}; median of {args.repeats}, forward + backward")
