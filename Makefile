@@ -38,8 +38,8 @@ report: install
 
 report-small: install
 	$(BIN)/dvc pull data.dvc
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml:compare@cora_ml \
-		reports/dvc.yaml:compare@citeseer reports/dvc.yaml:ablate@cora_ml reports/dvc.yaml:ablate@citeseer
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml:summary@cora_ml \
+		reports/dvc.yaml:summary@citeseer reports/dvc.yaml:ablate@cora_ml reports/dvc.yaml:ablate@citeseer
 
 ## test: install with the dev extra and run the whole test suite
 test: install-dev

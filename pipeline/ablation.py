@@ -30,6 +30,7 @@ budget counts per seed), and the report gives each row's difference from ours pa
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import time
@@ -99,6 +100,14 @@ def baselines(graph, module, low_degree_max: int) -> dict[str, dict[str, float]]
     return out
 
 
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -131,9 +140,9 @@ def ablate_seed(params: dict[str, Any], rows: dict[str, Any], chosen: list[str],
                 path: Path, directory: Path, timeout: float | None) -> dict[str, Any]:
     """Train the chosen rows on split ``seed`` into ``path`` (rows already there are kept)."""
     stamp_path = directory / "ingest.stamp"
-    ingest_stamp = fingerprint(params["ingest"], compare.file_digest(params["ingest"]["edges"]), seed)
+    ingest_stamp = fingerprint(params["ingest"], file_digest(params["ingest"]["edges"]), seed)
     if not stamp_path.is_file() or stamp_path.read_text() != ingest_stamp:
-        compare.ingest_seed(params, directory, seed)
+        compare.ingest_seed(params, directory / "ingest", seed)
         stamp_path.write_text(ingest_stamp)
     graph = load_split_graph(directory / "ingest")
     report = json.loads(path.read_text()) if path.is_file() else {}

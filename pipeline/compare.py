@@ -5,27 +5,32 @@
     blade compare --dataset amazon0302 --seeds 0 1 2
     blade report                                      # docs/report.md from reports/compare/*.json
 
-1. **Tune**: an Optuna study (``tune.space``, budget ``compare.tune`` plus the dataset's
-   ``tune`` overrides) on the first seed's split, objective validation MRR@10. Trial 0 is the
-   params.yaml values, so the tuned model is never worse than the defaults on validation. The
-   best values go to every variant in ``compare.tuned_variants`` (the dual models: the flags of
-   each variant still switch its parts off); the undirected SAGE baseline keeps ``train``'s.
-2. **Per seed**: ingest (clean + seeded split) into ``outputs/compare/<name>/seed<k>/``, train
-   every variant in ``compare.variants``, evaluate them and the baselines with the evaluate
-   stage's protocol (filtered ranking, same test edges, seeded sample of at most
-   ``evaluate.max_queries``).
+Four steps, each a stage of ``reports/dvc.yaml`` (``--step``; without it they run in order):
 
-Resuming: the study lives in ``outputs/compare/<name>/optuna.db`` and each finished seed in its
-``results.json`` (stamped with a digest of its settings); a re-run does only what is missing.
-Writes ``reports/compare/<name>.json`` (every seed's metrics, mean and standard deviation,
-tuned values, alpha_hat, timings, hardware) and prints the table. MLflow: the study and one run
-per seed and method in the experiment ``compare.mlflow_experiment``.
+1. **split**: every seed's ingest (clean + seeded split) into ``outputs/compare/<name>/splits/``.
+2. **tune**: an Optuna study (``tune.space``, budget ``compare.tune`` plus the dataset's
+   ``tune`` overrides) on the first seed's split, objective validation MRR@10, written to
+   ``outputs/compare/<name>/tuned.json``. Trial 0 is the params.yaml values, so the tuned model is
+   never worse than the defaults on validation. The best values go to every variant in
+   ``compare.tuned_variants`` (the dual models: the flags of each variant still switch its parts
+   off); the undirected SAGE baseline keeps ``train``'s.
+3. **seed** (one DVC stage per graph and seed): train every variant in ``compare.variants``,
+   evaluate them and the baselines with the evaluate stage's protocol (filtered ranking, same
+   test edges, seeded sample of at most ``evaluate.max_queries``) into
+   ``reports/compare/<name>/seed<k>.json``, one MLflow run per method in the experiment
+   ``compare.mlflow_experiment``.
+4. **summary**: ``reports/compare/<name>.json`` (every seed's metrics, mean and standard
+   deviation, tuned values, alpha_hat, timings, hardware), and the table printed.
+
+DVC is the only cache: a step runs whole each time it is called, and ``dvc repro
+reports/dvc.yaml`` calls only the steps whose code, parameters or inputs changed; an interrupted
+run resumes at the first unfinished stage. The seeds of a bundled graph are
+``compare.seeds_per_graph``; any other graph takes ``compare.seeds``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import re
@@ -49,7 +54,7 @@ from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
 from pipeline.settings import BaselineSettings, check_params
 from pipeline.storage import write_json
-from pipeline.train import fingerprint, fit_variant, save_embeddings
+from pipeline.train import fit_variant, save_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,8 @@ REPORT_DIR = Path("reports/compare")
 WORK_DIR = Path("outputs/compare")
 SUMMARY_KEYS = ["hit_rate@10", "mrr@10", "low_mrr@10", "rev_mrr@10", "oth_mrr@10", "direction_auc",
                 "global_hits@50"]
-SUBSET_PREFIXES = ("rev_", "oth_")  # models.evaluation.SUBSETS: reverse in training, the others
+SUBSET_PREFIXES = ("rev_", "oth_")
+STEPS = ("split", "tune", "seed", "summary")  # models.evaluation.SUBSETS: reverse in training, the others
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--dataset", help="a graph listed under compare.datasets in params.yaml")
     source.add_argument("--edges", help="any edge list `blade ingest` reads (then give --name)")
     parser.add_argument("--name", help="report name for --edges (default: the file's stem)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: compare.seeds)")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="seeds (default: the graph's compare.seeds_per_graph, else compare.seeds)")
     parser.add_argument("--variants", nargs="+", help="trained variants (default: compare.variants)")
+    parser.add_argument("--step", choices=STEPS,
+                        help="one step, as reports/dvc.yaml runs them: split (every seed's ingest), tune "
+                        "(the study on the first seed's split), seed (train and evaluate each of --seeds), "
+                        "summary (reports/compare/NAME.json from the seeds' files); default: all, in order")
     parser.add_argument("--trials", type=int,
                         help="tuning trials (default: compare.tune.n_trials or the dataset's; 0 = no tuning)")
 
@@ -95,9 +106,8 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
                           "'.' (it names files under reports/ and outputs/)")
     for key in ("train", "evaluate"):
         params[key].update(dataset_config.pop(key, {}))
-    seeds = dataset_config.pop("seeds", None)
-    if seeds:
-        params["compare"]["seeds"] = seeds
+    if not args.edges and name in config["seeds_per_graph"]:
+        params["compare"]["seeds"] = list(config["seeds_per_graph"][name])
     tune = dict(config["tune"], **dataset_config.pop("tune", {}))
     tune["space"] = section(params, "tune")["space"]
     if getattr(args, "trials", None) is not None:
@@ -109,21 +119,44 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
                               or not args.edges else f"--edges {args.edges}")
 
 
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def split_dir(name: str, seed: int) -> Path:
+    return WORK_DIR / name / "splits" / f"seed{seed}"
+
+
+def tuned_path(name: str) -> Path:
+    return WORK_DIR / name / "tuned.json"
+
+
+def seed_path(name: str, seed: int) -> Path:
+    return REPORT_DIR / name / f"seed{seed}.json"
 
 
 def ingest_seed(params: dict[str, Any], directory: Path, seed: int) -> dict[str, Any]:
     config = params["ingest"]
     return ingest_stage.ingest(
-        config["edges"], directory / "ingest", fmt=config["format"],
+        config["edges"], directory, fmt=config["format"],
         source_column=config["source_column"], target_column=config["target_column"],
         id_type=config["id_type"], split=config["split"], seed=seed,
         verify_checksums=config["verify_checksums"])
+
+
+def load_split(name: str, seed: int) -> SplitGraph:
+    directory = split_dir(name, seed)
+    if not (directory / "metrics.json").is_file():
+        raise ConfigError(f"{directory}: no split of seed {seed}; run `blade compare --dataset {name} "
+                          "--step split` first (or `dvc repro reports/dvc.yaml`)")
+    return load_split_graph(directory)
+
+
+def split_graph(name: str, params: dict[str, Any], seeds: list[int]) -> None:
+    """Step ``split``: every seed's ingest (clean + seeded split) into ``splits/seed<k>/``."""
+    edges = Path(params["ingest"]["edges"])
+    if not edges.is_file():
+        raise FileNotFoundError(f"{edges}: no such edge list (run `dvc pull` for the bundled graphs)")
+    for seed in seeds:
+        log.info("compare %s: split of seed %d", name, seed)
+        metrics = ingest_seed(params, split_dir(name, seed), seed)
+        write_json(split_dir(name, seed) / "metrics.json", metrics)
 
 
 def power_law(graph: SplitGraph, neighbourhood: dict[str, Any]) -> dict[str, float]:
@@ -137,62 +170,59 @@ def power_law(graph: SplitGraph, neighbourhood: dict[str, Any]) -> dict[str, flo
 
 
 def study_seconds(study_name: str, storage: str) -> float:
-    """Time the study's trials took, summed over every session that ran some of them (a resumed
-    study's own run may have added none)."""
+    """Time the study's trials took."""
     trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
     return sum((trial.datetime_complete - trial.datetime_start).total_seconds()
                for trial in trials if trial.datetime_start and trial.datetime_complete)
 
 
-def tune_dataset(name: str, params: dict[str, Any], seed: int, experiment: str) -> dict[str, Any]:
-    """Tune BLADE on the first seed's split (validation edges only); ``{}`` when ``n_trials`` is 0."""
+def tune_graph(name: str, params: dict[str, Any], seed: int, experiment: str) -> dict[str, Any]:
+    """Step ``tune``: BLADE's study on the first seed's split (validation edges only), a new study
+    each time (DVC re-runs the step when what it reads changes); writes ``tuned.json``, ``{}``
+    when ``n_trials`` is 0."""
     tune = params["tune"]
-    if int(tune["n_trials"]) <= 0:
-        return {}
-    directory = WORK_DIR / name / f"seed{seed}"
-    ingest_seed(params, directory, seed)
-    graph = load_split_graph(directory / "ingest")
-    study_params = with_values(params, {"base.seed": seed})
-    fixed = {key: study_params[key] for key in ("ingest", "neighbourhood", "train")}
-    digest = provenance.config_digest([fixed, tune["space"], tune["max_epochs"],
-                                     tune["include_defaults"], seed,
-                                     file_digest(params["ingest"]["edges"]), provenance.code_digest()])
-    storage = f"sqlite:///{(WORK_DIR / name / 'optuna.db').resolve()}"
-    (WORK_DIR / name).mkdir(parents=True, exist_ok=True)
-    result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}-{digest}", storage, experiment,
-                                  run_prefix=f"{name}-")
-    return {"study": result.name, "storage": storage, "split_seed": seed, "overrides": result.overrides,
-            "best_trial": result.best_trial, "best_val_mrr@10": round(result.best_value, 5),
-            "default_val_mrr@10": (round(result.default_value, 5)
-                                   if result.default_value is not None else None),
-            "trials": result.counts, "seconds": round(study_seconds(result.name, storage), 1),
-            "budget": {key: tune[key] for key in ("n_trials", "timeout_seconds", "max_epochs")}}
+    database = WORK_DIR / name / "optuna.db"
+    database.unlink(missing_ok=True)
+    tuned: dict[str, Any] = {}
+    if int(tune["n_trials"]) > 0:
+        graph = load_split(name, seed)
+        study_params = with_values(params, {"base.seed": seed})
+        storage = f"sqlite:///{database.resolve()}"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}", storage, experiment,
+                                      run_prefix=f"{name}-")
+        tuned = {"study": result.name, "storage": str(database), "split_seed": seed,
+                 "overrides": result.overrides, "best_trial": result.best_trial,
+                 "best_val_mrr@10": round(result.best_value, 5),
+                 "default_val_mrr@10": (round(result.default_value, 5)
+                                        if result.default_value is not None else None),
+                 "trials": result.counts, "seconds": round(study_seconds(result.name, storage), 1),
+                 "budget": {key: tune[key] for key in ("n_trials", "timeout_seconds", "max_epochs")}}
+    write_json(tuned_path(name), tuned)
+    return tuned
+
+
+def load_tuned(name: str) -> dict[str, Any]:
+    path = tuned_path(name)
+    if not path.is_file():
+        raise ConfigError(f"{path}: not tuned yet; run `blade compare --dataset {name} --step tune` first")
+    return json.loads(path.read_text())
 
 
 def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants: list[str],
              tuned_variants: list[str], seed: int) -> dict[str, Any]:
-    """One seed's split, trained variants and evaluation; re-used from ``results.json`` when its
-    stamp (every setting it depends on) matches."""
-    directory = WORK_DIR / name / f"seed{seed}"
+    """Step ``seed``: one seed's trained variants and evaluation on its split, written to
+    ``reports/compare/<name>/seed<k>.json``."""
+    started = time.perf_counter()
+    graph = load_split(name, seed)
+    ingest_metrics = json.loads((split_dir(name, seed) / "metrics.json").read_text())
     tuned_params = with_values(params, tuned.get("overrides", {}))
     evaluate_config = params["evaluate"]
-    stamp = fingerprint(params["ingest"], file_digest(params["ingest"]["edges"]), params["train"],
-                        params["neighbourhood"], tuned.get("overrides", {}), evaluate_config,
-                        variants, tuned_variants, seed, provenance.code_digest())
-    cached = directory / "results.json"
-    if cached.is_file():
-        saved = json.loads(cached.read_text())
-        if saved.get("stamp") == stamp:
-            log.info("compare %s seed %d: finished earlier, re-using %s", name, seed, cached)
-            return saved["run"]
-    started = time.perf_counter()
-    ingest_metrics = ingest_seed(params, directory, seed)
-    graph = load_split_graph(directory / "ingest")
     ks = tuple(int(k) for k in evaluate_config["ks"])
     evaluation, total = evaluate_stage.evaluation_set(
         graph, str(evaluate_config["split"]), int(evaluate_config["max_queries"]),
         seed, ks, int(evaluate_config["low_degree_max"]), int(evaluate_config["non_edges"]))
-    train_dir = directory / "train"
+    train_dir = WORK_DIR / name / f"seed{seed}"
     for stale in train_dir.glob("*/embeddings.pt"):
         stale.unlink()  # only this run's variants are evaluated
     trained = {}
@@ -222,9 +252,11 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
                                ended_ms=int(time.time() * 1000))
     run = {"seed": seed, "nodes": ingest_metrics["nodes"], "edges": ingest_metrics["edges"],
            "evaluated_edges": int(evaluation.edges.shape[1]), "test_edges": total,
-           "power_law": power_law(graph, tuned_params["neighbourhood"]),
+           "power_law": power_law(graph, tuned_params["neighbourhood"]), "variants": variants,
            "seconds": round(time.perf_counter() - started, 1), "methods": results}
-    write_json(cached, {"stamp": stamp, "run": run})
+    write_json(seed_path(name, seed), run)
+    log_to_mlflow(name, str(params["compare"]["mlflow_experiment"]), run, tuned,
+                  str(params["ingest"]["edges"]))
     return run
 
 
@@ -282,42 +314,56 @@ def summary_frame(summary: dict[str, Any], keys: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    name, params = settings(params, args)
-    config = section(params, "compare")  # after settings(): a graph's own seeds replace compare.seeds
-    variants = args.variants or list(config["variants"])
-    for variant in variants:
-        get_variant(variant)  # a typo fails before any work
-    tuned_variants = list(config["tuned_variants"])
-    seeds = args.seeds or [int(seed) for seed in config["seeds"]]
-    experiment = str(config["mlflow_experiment"])
-    edges = Path(params["ingest"]["edges"])
-    if not edges.is_file():
-        raise FileNotFoundError(f"{edges}: no such edge list (run `dvc pull` for the bundled graphs)")
-    started = time.perf_counter()
-    tuned = tune_dataset(name, params, seeds[0], experiment)
+def summarise_graph(name: str, params: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """Step ``summary``: ``reports/compare/<name>.json`` from the tuning and the seeds' files."""
+    tuned = load_tuned(name)
     runs = []
     for seed in seeds:
-        run = run_seed(name, params, tuned, variants, tuned_variants, seed)
-        log_to_mlflow(name, experiment, run, tuned, str(params["ingest"]["edges"]))
-        runs.append(run)
+        path = seed_path(name, seed)
+        if not path.is_file():
+            raise ConfigError(f"{path}: seed {seed} has not run; `blade compare --dataset {name} "
+                              f"--step seed --seeds {seed}` (or `dvc repro reports/dvc.yaml`)")
+        runs.append(json.loads(path.read_text()))
+    compute = round(tuned.get("seconds", 0.0) + sum(run["seconds"] for run in runs), 1)
     report = {
-        "name": name, "edges": str(edges), "seeds": seeds, "variants": variants,
-        "tuned_variants": tuned_variants, "tuned": tuned, "train": params["train"],
-        "neighbourhood": params["neighbourhood"], "evaluate": params["evaluate"],
-        "split": params["ingest"]["split"], "runs": runs, "summary": summarise(runs),
-        "compute_seconds": round(tuned.get("seconds", 0.0) + sum(run["seconds"] for run in runs), 1),
-        "seconds": round(time.perf_counter() - started, 1), "environment": provenance.environment(),
+        "name": name, "edges": str(params["ingest"]["edges"]), "seeds": seeds,
+        "variants": runs[0].get("variants"), "tuned_variants": list(params["compare"]["tuned_variants"]),
+        "tuned": tuned, "train": params["train"], "neighbourhood": params["neighbourhood"],
+        "evaluate": params["evaluate"], "split": params["ingest"]["split"], "runs": runs,
+        "summary": summarise(runs), "compute_seconds": compute, "seconds": compute,
+        "environment": provenance.environment(),
     }
     write_json(REPORT_DIR / f"{name}.json", report)
-    run = report["runs"][0]
+    run = runs[0]
     print(f"\n{name}: {run['nodes']:,} nodes, {run['edges']:,} edges; filtered ranking of "
           f"{run['evaluated_edges']:,} of {run['test_edges']:,} test edges; seeds {seeds}; "
           f"low = query training in-degree <= {params['evaluate']['low_degree_max']}; "
-          f"{report['compute_seconds']:.0f} s of compute")
+          f"{compute:.0f} s of compute")
     if tuned:
         print(f"tuned ({tuned['trials'].get('complete', 0)} trials on seed {seeds[0]}'s validation edges): "
               f"{tuned['overrides']}")
     print(summary_frame(report["summary"], SUMMARY_KEYS).to_string(index=False))
     print(json.dumps({"report": str(REPORT_DIR / f"{name}.json")}))
     return report
+
+
+def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    name, params = settings(params, args)
+    config = section(params, "compare")  # after settings(): a graph's own seeds replace compare.seeds
+    variants = args.variants or list(config["variants"])
+    for variant in variants:
+        get_variant(variant)  # a typo fails before any work
+    seeds = [int(seed) for seed in config["seeds"]]
+    chosen = args.seeds or seeds
+    steps = [args.step] if getattr(args, "step", None) else list(STEPS)
+    if "split" in steps:
+        split_graph(name, params, chosen)
+    if "tune" in steps:
+        tune_graph(name, params, chosen[0], str(config["mlflow_experiment"]))
+    if "seed" in steps:
+        tuned = load_tuned(name)
+        for seed in chosen:
+            run_seed(name, params, tuned, variants, list(config["tuned_variants"]), seed)
+    if "summary" in steps:
+        return summarise_graph(name, params, chosen)
+    return None

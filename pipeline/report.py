@@ -159,11 +159,10 @@ def render(reports: list[dict[str, Any]], output: Path, headline: str,
               "", "## Where we disagree with the paper", "",
               "Where BLADE is not first (means over seeds):", ""] + disagreements(reports) + [
               "", NOTES.read_text(encoding="utf-8"), "## Reproduce", "", "```",
-              *[f"blade compare --dataset {name}" for name in names if name in
-                ("amazon0302", "cora_ml", "citeseer")],
-              *(["dvc repro reports/dvc.yaml:unseen  # generates the preferential-attachment "
-                 "digraph, then blade compare --edges"] if "scalefree" in names else []),
-              "blade report", "# or: dvc repro reports/dvc.yaml", "```", ""]
+              "dvc repro reports/dvc.yaml   # every graph and seed, then this report; or one graph:",
+              *[f"dvc repro reports/dvc.yaml:summary@{name}" for name in names if name in
+                ("amazon0302", "cora_ml", "citeseer", "scalefree")],
+              "blade report", "```", ""]
     text = "\n".join(lines)
     with atomic_path(output) as tmp:
         tmp.write_text(text)

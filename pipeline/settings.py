@@ -256,7 +256,6 @@ class DatasetSettings(Section):
     id_type: Literal["auto", "int", "string"] | None = None
     verify_checksums: bool | None = None
     split: SplitSettings | None = None
-    seeds: list[NonNegativeInt] | None = Field(None, min_length=1)  # instead of compare.seeds
     train: dict[str, Any] = Field(default_factory=dict)
     evaluate: dict[str, Any] = Field(default_factory=dict)
     tune: dict[str, Any] = Field(default_factory=dict)
@@ -282,6 +281,21 @@ class CompareSettings(Section):
     mlflow_experiment: str = "blade-compare"
     tune: CompareTuneSettings = CompareTuneSettings()
     datasets: dict[str, DatasetSettings] = Field(default_factory=dict)
+    # graph -> its seeds, instead of ``seeds`` (reports/dvc.yaml: one stage per graph and seed)
+    seeds_per_graph: dict[str, Annotated[list[NonNegativeInt], Field(min_length=1)]] = Field(
+        default_factory=dict)
+
+    @model_validator(mode="after")
+    def _seeds_of_known_graphs(self) -> CompareSettings:
+        for name in self.seeds_per_graph:
+            if name not in self.datasets:
+                raise ValueError(f"seeds_per_graph.{name}: not a graph of compare.datasets "
+                                 f"(known: {', '.join(self.datasets)})")
+        for name in self.datasets:
+            if name not in self.seeds_per_graph:
+                raise ValueError(f"datasets.{name}: give its seeds in compare.seeds_per_graph "
+                                 "(reports/dvc.yaml runs one stage per graph and seed)")
+        return self
 
 
 class AblationSettings(Section):

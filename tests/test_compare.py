@@ -9,7 +9,6 @@ import yaml
 
 from models.graph import in_out_degrees
 from pipeline import compare, tracking
-from pipeline import tune as tune_stage
 from pipeline.artifacts import load_split_graph
 from tests.conftest import PROJECT_ROOT
 
@@ -31,12 +30,12 @@ def tiny_params() -> dict:
 
 
 @pytest.mark.slow
-def test_compare_tunes_then_runs_every_seed_and_resumes(in_project_tmp, monkeypatch):
+def test_compare_splits_tunes_runs_every_seed_and_summarises(in_project_tmp, monkeypatch):
     params = tiny_params()
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
     args = argparse.Namespace(dataset=None, edges="mine.csv", name=None, seeds=[0, 1],
-                              variants=["blade", "daemon", "sage"], trials=None)
+                              variants=["blade", "daemon", "sage"], trials=None, step=None)
     report = compare.main(params, args)
     assert report["name"] == "mine" and report["seeds"] == [0, 1]
     assert [run["seed"] for run in report["runs"]] == [0, 1]
@@ -58,7 +57,7 @@ def test_compare_tunes_then_runs_every_seed_and_resumes(in_project_tmp, monkeypa
     assert run["blade"]["tuned"] and run["daemon"]["tuned"] and not run["sage"]["tuned"]
 
     # alpha_hat: the maximum-likelihood fit of the seed's training in-degrees at d_min = 1
-    graph = load_split_graph(in_project_tmp / "outputs/compare/mine/seed0/ingest")
+    graph = load_split_graph(in_project_tmp / "outputs/compare/mine/splits/seed0")
     train_in, _ = in_out_degrees(graph.train, graph.num_nodes)
     tail = train_in[train_in >= 1].double()
     expected = 1 + tail.numel() / torch.log(tail).sum().item()
@@ -80,20 +79,38 @@ def test_compare_tunes_then_runs_every_seed_and_resumes(in_project_tmp, monkeypa
     assert sorted((r.data.tags["method"], r.data.tags["seed"]) for r in runs) == sorted(
         (method, str(seed)) for method in methods for seed in (0, 1))
 
-    # a re-run re-uses the study and every finished seed: nothing trains
-    def no_training(*_args, **_kwargs):
-        raise AssertionError("a finished seed was trained again")
+    # each step on its own, as reports/dvc.yaml runs them: no hidden cache, a step called again
+    # does its work again (DVC decides when to call it)
+    trained = []
+    real_fit = compare.fit_variant
+    monkeypatch.setattr(compare, "fit_variant",
+                        lambda variant, *a, **k: trained.append(variant) or real_fit(variant, *a, **k))
+    seed_args = argparse.Namespace(**vars(args) | {"step": "seed", "seeds": [1]})
+    assert compare.main(params, seed_args) is None
+    assert trained == ["blade", "daemon", "sage"]
+    again = json.loads((in_project_tmp / "reports/compare/mine/seed1.json").read_text())
+    assert again["methods"]["blade"]["overall"] == report["runs"][1]["methods"]["blade"]["overall"]
+    summary_args = argparse.Namespace(**vars(args) | {"step": "summary"})
+    assert compare.main(params, summary_args)["summary"] == report["summary"]
 
-    monkeypatch.setattr(compare, "fit_variant", no_training)
-    monkeypatch.setattr(tune_stage, "fit_variant", no_training)
-    again = compare.main(params, args)
-    assert again["summary"] == report["summary"] and again["tuned"]["overrides"] == tuned["overrides"]
-    # its tuning time is the study's, summed over the trials of both sessions, not this run's 0 s
-    assert again["tuned"]["seconds"] == tuned["seconds"] > 0
-    # a changed setting invalidates the seeds (the study too: it is part of its name)
-    params["train"]["num_negatives"] = 3
-    with pytest.raises(AssertionError, match="trained again"):
-        compare.main(params, args)
+
+@pytest.mark.slow
+def test_a_step_without_its_input_names_the_step_to_run_first(in_project_tmp):
+    params = tiny_params()
+    (in_project_tmp / "mine.csv").write_text(
+        "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
+    args = argparse.Namespace(dataset=None, edges="mine.csv", name=None, seeds=[0, 1], variants=["sage"],
+                              trials=0, step="tune")
+    with pytest.raises(compare.ConfigError, match=r"splits/seed0: no split of seed 0; run `blade compare"):
+        compare.main(params, argparse.Namespace(**vars(args) | {"trials": 2}))
+    with pytest.raises(compare.ConfigError, match="tuned.json: not tuned yet"):
+        compare.main(params, argparse.Namespace(**vars(args) | {"step": "seed"}))
+    for step in ("split", "tune"):
+        compare.main(params, argparse.Namespace(**vars(args) | {"step": step}))
+    assert json.loads((in_project_tmp / "outputs/compare/mine/tuned.json").read_text()) == {}  # 0 trials
+    compare.main(params, argparse.Namespace(**vars(args) | {"step": "seed", "seeds": [0]}))
+    with pytest.raises(compare.ConfigError, match=r"seed1.json: seed 1 has not run"):
+        compare.main(params, argparse.Namespace(**vars(args) | {"step": "summary"}))
 
 
 def test_compare_rejects_an_unknown_dataset(in_project_tmp):
@@ -111,9 +128,10 @@ def test_a_graph_of_compare_datasets_runs_its_own_seeds(in_project_tmp):
     params["compare"]["tune"]["n_trials"] = 0
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
-    params["compare"]["datasets"]["mine"] = {"edges": "mine.csv", "seeds": [7]}
+    params["compare"]["datasets"]["mine"] = {"edges": "mine.csv"}
+    params["compare"]["seeds_per_graph"]["mine"] = [7]
     args = argparse.Namespace(dataset="mine", edges=None, name=None, seeds=None, variants=["sage"],
-                              trials=None)
+                              trials=None, step=None)
     report = compare.main(params, args)
     assert report["seeds"] == [7] and [run["seed"] for run in report["runs"]] == [7]
     assert params["compare"]["seeds"] == [42, 43, 44]  # the caller's params are left as they were

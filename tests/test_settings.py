@@ -24,7 +24,7 @@ def test_the_shipped_file_is_valid_and_keeps_its_values():
     params = check_params(copy.deepcopy(SHIPPED))
     for name, values in SHIPPED.items():
         for key, value in values.items():
-            if key not in ("space", "datasets"):
+            if key not in ("space", "datasets", "seeds_per_graph"):
                 assert params[name][key] == value, f"{name}.{key}"
     assert params["tune"]["space"]["train.dim"]["choices"] == [32, 64]
     assert "low" not in params["tune"]["space"]["train.dim"]  # a choice has no range
@@ -59,6 +59,13 @@ def test_defaults_fill_what_the_file_leaves_out():
     ("train.activation=tanh", "train.activation: must be 'relu' or 'none' (got 'tanh')"),
     ("compare.datasets.cora_ml.train={dimm: 3}",
      "compare.datasets.cora_ml: train.dimm: unknown key (did you mean train.dim?)"),
+    ("compare.datasets.mine={edges: mine.csv}",
+     "compare: datasets.mine: give its seeds in compare.seeds_per_graph (reports/dvc.yaml runs one stage "
+     "per graph and seed)"),
+    ("compare.seeds_per_graph.nope=[1]", "compare: seeds_per_graph.nope: not a graph of compare.datasets "
+                                         "(known: amazon0302, cora_ml, citeseer, scalefree)"),
+    ("compare.seeds_per_graph.cora_ml=[]",
+     "compare.seeds_per_graph.cora_ml: List should have at least 1 item after validation, not 0 (got [])"),
     ("ablation.rows.x={train.dimm: 3}",
      "ablation: rows.x: 'train.dimm' is not a train.* or neighbourhood.* key (did you mean train.dim?)"),
     ("tune.space={train.dimm: {low: 1, high: 2}}",
@@ -115,6 +122,6 @@ def test_the_schema_defaults_are_the_shipped_values():
     defaults = check_params({"ingest": {"edges": SHIPPED["ingest"]["edges"]}})
     for name, values in SHIPPED.items():
         for key, value in values.items():
-            if key in ("space", "datasets") or name == "ablation":
+            if key in ("space", "datasets", "seeds_per_graph") or name == "ablation":
                 continue
             assert defaults[name][key] == value, f"{name}.{key}: {defaults[name][key]!r} vs {value!r}"

@@ -28,7 +28,7 @@ ds, designs = sys.argv[1], sys.argv[2].split(",")
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 42
 params = load_params()
 _, p = compare.settings(params, argparse.Namespace(dataset=ds, edges=None, name=None, trials=None))
-compare.ingest_seed(p, folder / ds, seed)
+compare.ingest_seed(p, folder / ds / "ingest", seed)
 graph = load_split_graph(folder / ds / "ingest")
 p = dict(p, base=dict(p["base"], seed=seed))
 pruners = {"none": optuna.pruners.NopPruner(),
