@@ -300,13 +300,14 @@ class CompareSettings(Section):
 
 class AblationSettings(Section):
     rows: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ours": {}})
-    # No new row starts after this many seconds of training in one run (the first always does);
-    # None: every row. Finished rows are kept, so each run adds rows in their listed order.
-    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = None
+    seed: NonNegativeInt = 42  # the split (and seed) every row trains on
 
     @model_validator(mode="after")
     def _known_overrides(self) -> AblationSettings:
         for row, overrides in self.rows.items():
+            if any(mark in row for mark in ".,/"):
+                raise ValueError(f"rows.{row}: a row name cannot hold '.', ',' or '/' (it is a DVC "
+                                 "parameter key and a file name: reports/dvc.yaml)")
             for key, value in (overrides or {}).items():
                 if key == "variant":
                     if value not in VARIANTS.__args__:
