@@ -22,15 +22,13 @@ Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.config import BladeConfig
 from models.sparse import AggregationMatrix, ComputationGraph
-
-TARGET_PRIORS = ("none", "degree", "node")
 
 # Standard deviation of the layer-0 ID tables: small, the first layer's L2-norm rescales anyway.
 ID_EMBEDDING_STD = 0.1
@@ -48,76 +46,12 @@ def edge_score(s: Tensor, t: Tensor, edge_index: Tensor, scale: float | Tensor) 
     return scale * (s[edge_index[0]] * t[edge_index[1]]).sum(dim=-1)
 
 
-@dataclass
-class EncoderConfig:
-    """Hyper-parameters shared by :class:`BladeEncoder` and :class:`UndirectedSageEncoder`.
-
-    Attributes:
-        num_nodes: N (size of the ID tables).
-        dim: embedding width d (every layer).
-        num_layers: L >= 1 message-passing layers.
-        dropout: dropout probability on every layer's input (training only).
-        self_term: add the root term ``h^(l-1) W_self^l`` (False = the paper's update).
-        score_scale: initial positive multiplier of the dot-product score.
-        learn_scale: learn the scale (kept positive as exp of a learned log).
-        activation: ``"relu"`` on hidden layers (the paper) or ``"none"`` (a linear GNN as
-            LightGCN / SGC; with ``weight_init="identity"`` the layers start as pure propagation
-            and keep negative coordinates, so random pairs start near score 0).
-        weight_init: ``"random"`` (PyTorch's default for ``nn.Linear``) or ``"identity"``
-            (W = W_self = I, zero bias: every layer starts as "mean of the neighbours plus
-            myself", which keeps the geometry of structure-initialised ID tables; see
-            ``train.id_init``).
-        similarity: add DAEMON's symmetric similarity channel (BladeEncoder only): every layer
-            also aggregates the *same role* of the node's similarity neighbours through its own
-            weight ``W_sim`` (s from s, t from t); the caller passes the similarity matrix.
-        target_prior: ``"none"``; ``"degree"``: every score u -> v gets ``+ gamma * log(1 +
-            d_in(v))`` with a learned gamma (what popularity knows: a busy target is likelier);
-            ``"node"``: that plus a learned bias per target node. BladeEncoder only: it lets a
-            target carry its popularity, which unit-norm s and t cannot.
-        source_prior: every score u -> v also gets ``+ delta * log(1 + d_in(u))``, delta learned
-            (BladeEncoder only). A term of the query alone changes no query's ranking (softmax
-            and every top-k are blind to it), so only the direction loss trains it: it lets
-            ``x(u -> v) - x(v -> u)`` say which end is the popular one.
-        shared_input: one layer-0 table for both roles, ``s^0 = t^0``, as
-            DAEMON starts both from the product's features (BladeEncoder only; halves the ID
-            parameters; the layers still make s and t differ).
-    """
-
-    num_nodes: int
-    dim: int = 64
-    num_layers: int = 2
-    dropout: float = 0.0
-    self_term: bool = True
-    score_scale: float = 5.0
-    learn_scale: bool = False
-    activation: str = "relu"
-    weight_init: str = "random"
-    similarity: bool = False
-    target_prior: str = "none"
-    shared_input: bool = False
-    source_prior: bool = False
-
-    def __post_init__(self) -> None:
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.score_scale <= 0:
-            raise ValueError(f"score_scale must be > 0, got {self.score_scale}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ("relu", "none"):
-            raise ValueError(f"activation must be relu or none, got {self.activation!r}")
-        if self.weight_init not in ("random", "identity"):
-            raise ValueError(f"weight_init must be random or identity, got {self.weight_init!r}")
-        if self.target_prior not in TARGET_PRIORS:
-            raise ValueError(f"target_prior must be one of {TARGET_PRIORS}, got {self.target_prior!r}")
-
-
 class _InputLayer(nn.Module):
     """Layer-0 embeddings: a learnable ID table ``[N, dim]``."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, num_nodes: int, dim: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(config.num_nodes, config.dim))
+        self.weight = nn.Parameter(torch.empty(num_nodes, dim))
         nn.init.normal_(self.weight, std=ID_EMBEDDING_STD)
 
     def forward(self, nodes: Tensor | None = None) -> Tensor:
@@ -129,9 +63,10 @@ class _InputLayer(nn.Module):
 class _EncoderBase(nn.Module):
     """What both encoders share: the per-layer weights, the layer update and the score scale."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: BladeConfig, num_nodes: int) -> None:
         super().__init__()
         self.config = config
+        self.num_nodes = num_nodes
         self.neighbour = nn.ModuleList(nn.Linear(config.dim, config.dim) for _ in range(config.num_layers))
         self.root = (
             nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
@@ -140,7 +75,7 @@ class _EncoderBase(nn.Module):
         )
         self.similar = (
             nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
-            if config.similarity
+            if config.similarity != "none"
             else None
         )
         if config.weight_init == "identity":
@@ -199,7 +134,8 @@ class BladeEncoder(_EncoderBase):
     Scores are ``scale * s_u . t_v`` with :attr:`scale` (see :func:`score`).
 
     Args:
-        config: :class:`EncoderConfig`.
+        config: :class:`models.config.BladeConfig` (layers, channels, priors).
+        num_nodes: N, the size of the ID tables.
 
     Shapes:
         - **input:** ``out_adj``, ``in_adj``: :class:`AggregationMatrix` ``[N, N]`` built from
@@ -209,14 +145,15 @@ class BladeEncoder(_EncoderBase):
 
     directed = True  # s and t differ: the caller builds both directions' aggregations
 
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.source_input = _InputLayer(config)
-        self.target_input = self.source_input if config.shared_input else _InputLayer(config)
+    def __init__(self, config: BladeConfig, num_nodes: int) -> None:
+        super().__init__(config, num_nodes)
+        self.source_input = _InputLayer(num_nodes, config.dim)
+        self.target_input = (self.source_input if config.shared_input
+                             else _InputLayer(num_nodes, config.dim))
         if config.target_prior != "none":
             self.prior_weight = nn.Parameter(torch.tensor(0.0))  # learned from no prior at all
         if config.target_prior == "node":
-            self.node_bias = nn.Parameter(torch.zeros(config.num_nodes))
+            self.node_bias = nn.Parameter(torch.zeros(num_nodes))
         if config.source_prior:
             self.source_prior_weight = nn.Parameter(torch.tensor(0.0))
 
@@ -249,7 +186,7 @@ class BladeEncoder(_EncoderBase):
         scale]``, so that :func:`score` (``scale * s . t``) includes the bias everywhere
         downstream (evaluation, ONNX export, serving) without knowing about it; a source prior
         adds ``s = [s, query / scale]``, ``t = [t, 1]`` the same way."""
-        if self.config.similarity and graph.similarity_adj is None:
+        if self.config.similarity != "none" and graph.similarity_adj is None:
             raise ValueError("the encoder has a similarity channel: the graph needs similarity_adj "
                              "(full-graph encoding)")
         if ((self.config.target_prior != "none" or self.config.source_prior)
@@ -263,7 +200,7 @@ class BladeEncoder(_EncoderBase):
             s_prev = F.dropout(s, self.config.dropout, self.training)
             t_prev = F.dropout(t, self.config.dropout, self.training)
             out_adj, in_adj = graph.out_adj[layer], graph.in_adj[layer]
-            similarity = graph.similarity_adj if self.config.similarity else None
+            similarity = graph.similarity_adj if self.config.similarity != "none" else None
             s_self, t_self = s_prev[: out_adj.shape[0]], t_prev[: in_adj.shape[0]]
             if rows is not None and layer == self.config.num_layers - 1:
                 out_adj, in_adj = out_adj.rows(rows), in_adj.rows(rows)
@@ -309,9 +246,9 @@ class UndirectedSageEncoder(_EncoderBase):
 
     directed = False  # one embedding: the caller builds one undirected aggregation
 
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.node_input = _InputLayer(config)
+    def __init__(self, config: BladeConfig, num_nodes: int) -> None:
+        super().__init__(config.undirected(), num_nodes)
+        self.node_input = _InputLayer(num_nodes, config.dim)
 
     def forward(
         self,
@@ -336,7 +273,6 @@ class UndirectedSageEncoder(_EncoderBase):
 
 __all__ = [
     "BladeEncoder",
-    "EncoderConfig",
     "UndirectedSageEncoder",
     "edge_score",
     "score",

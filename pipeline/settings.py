@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from models.config import BladeConfig
 from pipeline.config import ConfigError
 from pipeline.passwords import STORAGE_PASSWORD_HELP, url_password
 from pipeline.settings_errors import one_line, suggestion
@@ -84,38 +85,11 @@ class DegreeStatsSettings(Section):
     plot: bool = True
 
 
-class TrainSettings(Section):
+class TrainSettings(Section, BladeConfig):
+    """``train``: the model's configuration (:class:`models.config.BladeConfig`, where its keys and
+    defaults live) plus which variants train and on what hardware."""
+
     variants: list[VARIANTS] = Field(default_factory=lambda: ["blade", "sage"], min_length=1)
-    supervision_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    loss: Literal["softmax", "logistic"] = "softmax"
-    similarity: Literal["none", "reciprocal", "undirected"] = "undirected"
-    lambda_similarity: Annotated[float, Field(ge=0.0)] = 0.0
-    target_prior: Literal["none", "degree", "node"] = "degree"
-    shared_input: bool = True
-    source_prior: bool = True
-    prior_lr_factor: Annotated[float, Field(gt=0.0)] = 1.0
-    calibrate_direction: bool = True
-    refit_target_prior: bool = True
-    walk_channel: bool = True
-    dim: PositiveInt = 64
-    num_layers: PositiveInt = 2
-    activation: Literal["relu", "none"] = "none"
-    id_init: Literal["random", "structure"] = "structure"
-    weight_init: Literal["random", "identity"] = "identity"
-    self_term: bool = True
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    score_scale: Annotated[float, Field(gt=0.0)] = 10.0
-    learn_scale: bool = True
-    num_negatives: PositiveInt = 5
-    negative_pool: NonNegativeInt = 2048
-    lambda_asym: Annotated[float, Field(ge=0.0)] = 1.0
-    fixed_fanout: PositiveInt = 10
-    batch_size: PositiveInt = 32768
-    learning_rate: Annotated[float, Field(gt=0.0)] = 0.02
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    max_epochs: PositiveInt = 100
-    early_stopping_patience: PositiveInt = 3
-    val_queries: PositiveInt = 5000
     use_tuned: bool = True
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"

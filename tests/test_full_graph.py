@@ -11,12 +11,13 @@ import pytorch_lightning as pl
 import torch
 
 from models.batching import aggregation_matrix
-from models.encoder import BladeEncoder, EncoderConfig, score
+from models.encoder import BladeEncoder, score
 from models.full_graph import FullGraphLinkPrediction, similarity_pairs
 from models.loss import sampled_softmax_loss, similarity_softmax_loss
 from models.variants import get_variant
 from pipeline.artifacts import SplitGraph
 from pipeline.train import build_module, fit_variant
+from tests.test_encoder import small_config
 from tests.test_train import CONFIG, NEIGHBOURHOOD, TRAIN, VAL, validation_score
 
 FULL = dict(CONFIG, supervision_fraction=0.25, batch_size=4, loss="softmax",
@@ -64,9 +65,9 @@ def test_sampled_softmax_loss_by_hand():
 
 
 def _identity_encoder(similarity: bool, prior: str) -> BladeEncoder:
-    encoder = BladeEncoder(EncoderConfig(num_nodes=3, dim=2, num_layers=1, activation="none",
-                                         weight_init="identity", score_scale=2.0,
-                                         similarity=similarity, target_prior=prior))
+    config = small_config(dim=2, num_layers=1, activation="none", weight_init="identity", score_scale=2.0,
+                          similarity="undirected" if similarity else "none", target_prior=prior)
+    encoder = BladeEncoder(config, 3)
     with torch.no_grad():
         encoder.source_input.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
         encoder.target_input.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, -1.0]]))
@@ -181,8 +182,7 @@ def test_every_variant_trains_full_graph(graph, name):
 
 
 def test_shared_input_ties_the_two_layer_zero_tables():
-    config = EncoderConfig(num_nodes=3, dim=2, num_layers=1, shared_input=True)
-    encoder = BladeEncoder(config)
+    encoder = BladeEncoder(small_config(dim=2, num_layers=1, shared_input=True), 3)
     assert encoder.target_input is encoder.source_input
     assert len(encoder.id_tables()) == 1
     # one [3, 2] table, W (2 x 2 + bias 2), W_self (2 x 2)

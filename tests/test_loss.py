@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from models.batching import aggregation_matrix
-from models.encoder import BladeEncoder, EncoderConfig, edge_score
+from models.encoder import BladeEncoder, edge_score
 from models.loss import blade_loss, sample_negatives
+from tests.test_encoder import small_config
 
 
 def neg_log_sigmoid(x: float) -> float:
@@ -129,7 +130,7 @@ def test_training_learns_direction_on_a_chain() -> None:
     edges = torch.tensor([[0, 1, 2], [1, 2, 3]])
     out_adj = aggregation_matrix(edges, 4)
     in_adj = aggregation_matrix(edges.flip(0), 4)
-    encoder = BladeEncoder(EncoderConfig(num_nodes=4, dim=8, num_layers=2, score_scale=5.0))
+    encoder = BladeEncoder(small_config(dim=8, num_layers=2, score_scale=5.0), 4)
     optimiser = torch.optim.Adam(encoder.parameters(), lr=0.02)
     one_way = torch.ones(3, dtype=torch.bool)
     for _ in range(200):

@@ -214,7 +214,8 @@ def test_report_pipeline_covers_every_bundled_graph():
         assert f'"reports/dvc.yaml:summary@{name}" -> "reports/dvc.yaml:report"' in dag
     for name in ablated:  # every row of every graph is a stage, gathered by the graph's summary
         for row in params["ablation"]["rows"]:
-            assert f'"reports/dvc.yaml:ablate@{name}-{row}" -> "reports/dvc.yaml:ablate_summary@{name}"' in dag
+            stage = f"reports/dvc.yaml:ablate@{name}-{row}"
+            assert f'"{stage}" -> "reports/dvc.yaml:ablate_summary@{name}"' in dag
         assert f'"reports/dvc.yaml:ablate_summary@{name}" -> "reports/dvc.yaml:report"' in dag
     # every input of a comparison is code, params.yaml, data/ or a JSON file git keeps: a fresh
     # clone needs nothing re-run
