@@ -26,6 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric import EdgeIndex
+from torch_geometric.nn import SAGEConv
 
 from models.config import BladeConfig
 from models.sparse import AggregationMatrix, ComputationGraph
@@ -61,31 +63,16 @@ class _InputLayer(nn.Module):
 
 
 class _EncoderBase(nn.Module):
-    """What both encoders share: the per-layer weights, the layer update and the score scale."""
+    """What both encoders share: the configuration, the ID tables and the score scale."""
 
     def __init__(self, config: BladeConfig, num_nodes: int) -> None:
         super().__init__()
         self.config = config
         self.num_nodes = num_nodes
-        self.neighbour = nn.ModuleList(nn.Linear(config.dim, config.dim) for _ in range(config.num_layers))
-        self.root = (
-            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
-            if config.self_term
-            else None
-        )
-        self.similar = (
-            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
-            if config.similarity != "none"
-            else None
-        )
-        if config.weight_init == "identity":
-            with torch.no_grad():
-                for linear in [*self.neighbour, *(self.root or []), *(self.similar or [])]:
-                    nn.init.eye_(linear.weight)
-                    if linear.bias is not None:
-                        linear.bias.zero_()
-        log_scale = torch.tensor(math.log(config.score_scale))
-        if config.learn_scale:
+
+    def _score_scale(self) -> None:
+        log_scale = torch.tensor(math.log(self.config.score_scale))
+        if self.config.learn_scale:
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_scale", log_scale)
@@ -99,15 +86,8 @@ class _EncoderBase(nn.Module):
         """Positive scalar multiplying every score; pass it to :func:`score` and the loss."""
         return self.log_scale.exp()
 
-    def _update(self, layer: int, aggregated: Tensor, previous: Tensor,
-                similar: Tensor | None = None) -> Tensor:
-        """``norm(act(aggregated W^l + previous W_self^l [+ similar W_sim^l]))``, act = ReLU
-        except on the last layer."""
-        out = self.neighbour[layer](aggregated)
-        if self.root is not None:
-            out = out + self.root[layer](previous)
-        if similar is not None:
-            out = out + self.similar[layer](similar)
+    def _finish(self, layer: int, out: Tensor) -> Tensor:
+        """``norm(act(out))``, act = ReLU on hidden layers with ``activation: relu``."""
         if layer < self.config.num_layers - 1 and self.config.activation == "relu":
             out = F.relu(out)
         return F.normalize(out, dim=-1)
@@ -147,6 +127,24 @@ class BladeEncoder(_EncoderBase):
 
     def __init__(self, config: BladeConfig, num_nodes: int) -> None:
         super().__init__(config, num_nodes)
+        self.neighbour = nn.ModuleList(nn.Linear(config.dim, config.dim) for _ in range(config.num_layers))
+        self.root = (
+            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
+            if config.self_term
+            else None
+        )
+        self.similar = (
+            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
+            if config.similarity != "none"
+            else None
+        )
+        if config.weight_init == "identity":
+            with torch.no_grad():
+                for linear in [*self.neighbour, *(self.root or []), *(self.similar or [])]:
+                    nn.init.eye_(linear.weight)
+                    if linear.bias is not None:
+                        linear.bias.zero_()
+        self._score_scale()
         self.source_input = _InputLayer(num_nodes, config.dim)
         self.target_input = (self.source_input if config.shared_input
                              else _InputLayer(num_nodes, config.dim))
@@ -156,6 +154,17 @@ class BladeEncoder(_EncoderBase):
             self.node_bias = nn.Parameter(torch.zeros(num_nodes))
         if config.source_prior:
             self.source_prior_weight = nn.Parameter(torch.tensor(0.0))
+
+    def _update(self, layer: int, aggregated: Tensor, previous: Tensor,
+                similar: Tensor | None = None) -> Tensor:
+        """``norm(act(aggregated W^l + previous W_self^l [+ similar W_sim^l]))``, act = ReLU
+        except on the last layer."""
+        out = self.neighbour[layer](aggregated)
+        if self.root is not None:
+            out = out + self.root[layer](previous)
+        if similar is not None:
+            out = out + self.similar[layer](similar)
+        return self._finish(layer, out)
 
     def target_bias(self, in_degree: Tensor, rows: Tensor | None = None) -> Tensor:
         """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``
@@ -226,18 +235,20 @@ class BladeEncoder(_EncoderBase):
 
 
 class UndirectedSageEncoder(_EncoderBase):
-    r"""Single-embedding GraphSAGE baseline: ignores direction, so score(u, v) = score(v, u).
+    r"""Single-embedding GraphSAGE baseline on PyG's ``SAGEConv``: ignores direction, so
+    score(u, v) = score(v, u).
 
     .. math::
-        h^l = \mathrm{norm}\big(\sigma_l(A\, h^{l-1} W^l + h^{l-1} W^l_{self})\big)
+        h^l = \mathrm{norm}\big(\sigma_l(\mathrm{mean}_{v \in S(u)} h^{l-1}_v W^l + h^{l-1}_u W^l_{self})\big)
 
-    with the same conventions as :class:`BladeEncoder` (mean aggregation over an undirected
-    sampled neighbourhood, ReLU on hidden layers only, optional self term, an ID table at
-    layer 0).
+    ``SAGEConv(aggr="mean")`` is exactly that update (``lin_l``: W with its bias, ``lin_r``:
+    W_self, dropped with ``self_term=False``); the normalisation and ReLU on hidden layers
+    follow it, with the same conventions as :class:`BladeEncoder` and an ID table at layer 0.
 
     The forward signature mirrors :class:`BladeEncoder` so the training code is shared:
     only ``out_adj`` is used, and the caller builds it from the *undirected* graph (each edge
-    in both directions); ``in_adj`` is ignored.
+    in both directions); ``in_adj`` is ignored. Its kept entries (non-zero weights: a pair whose
+    path uses an excluded edge has weight 0) become the convolution's edges.
 
     Shapes:
         - **input:** ``out_adj``: :class:`AggregationMatrix` ``[N, N]``.
@@ -247,7 +258,19 @@ class UndirectedSageEncoder(_EncoderBase):
     directed = False  # one embedding: the caller builds one undirected aggregation
 
     def __init__(self, config: BladeConfig, num_nodes: int) -> None:
-        super().__init__(config.undirected(), num_nodes)
+        config = config.undirected()
+        super().__init__(config, num_nodes)
+        self.convs = nn.ModuleList(
+            SAGEConv(config.dim, config.dim, aggr="mean", root_weight=config.self_term)
+            for _ in range(config.num_layers))
+        if config.weight_init == "identity":
+            with torch.no_grad():
+                for conv in self.convs:
+                    nn.init.eye_(conv.lin_l.weight)
+                    conv.lin_l.bias.zero_()
+                    if config.self_term:
+                        nn.init.eye_(conv.lin_r.weight)
+        self._score_scale()
         self.node_input = _InputLayer(num_nodes, config.dim)
 
     def forward(
@@ -264,11 +287,24 @@ class UndirectedSageEncoder(_EncoderBase):
         for layer in range(self.config.num_layers):
             h_prev = F.dropout(h, self.config.dropout, self.training)
             adjacency = graph.out_adj[layer]
+            targets = h_prev
             if graph.last_rows is not None and layer == self.config.num_layers - 1:
-                h = self._update(layer, adjacency.rows(graph.last_rows) @ h_prev, h_prev[graph.last_rows])
-            else:
-                h = self._update(layer, adjacency @ h_prev, h_prev[: adjacency.shape[0]])
+                adjacency, targets = adjacency.rows(graph.last_rows), h_prev[graph.last_rows]
+            out = self.convs[layer]((h_prev, targets), message_edges(adjacency))
+            h = self._finish(layer, out)
         return h, h
+
+
+def message_edges(adjacency: AggregationMatrix) -> EdgeIndex:
+    """The kept entries of ``adjacency`` (``[R, C]``: row u aggregates column v) as message-passing
+    edges v -> u, ``[2, M]`` sorted by target, for a ``[C, R]`` bipartite convolution."""
+    matrix = adjacency.matrix
+    crow = matrix.crow_indices()
+    target = torch.repeat_interleave(torch.arange(crow.numel() - 1, device=crow.device), crow.diff())
+    kept = matrix.values() != 0
+    edges = torch.stack([matrix.col_indices()[kept], target[kept]])
+    num_rows, num_columns = adjacency.shape
+    return EdgeIndex(edges, sparse_size=(num_columns, num_rows), sort_order="col")
 
 
 __all__ = [

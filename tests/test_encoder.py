@@ -207,14 +207,27 @@ def test_undirected_update_by_hand() -> None:
     encoder = UndirectedSageEncoder(small_config(dim=2, num_layers=1), 3)
     with torch.no_grad():
         encoder.node_input.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
-        encoder.neighbour[0].weight.copy_(torch.eye(2))
-        encoder.neighbour[0].bias.zero_()
-        encoder.root[0].weight.copy_(torch.eye(2))
+        encoder.convs[0].lin_l.weight.copy_(torch.eye(2))  # PyG's SAGEConv: lin_l = W (with bias)
+        encoder.convs[0].lin_l.bias.zero_()
+        encoder.convs[0].lin_r.weight.copy_(torch.eye(2))  # lin_r = W_self
     index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
     h, _ = encoder(aggregation_matrix(index, 3))
     torch.testing.assert_close(h[1], _unit([1.0, 1.0]))
     # h_0 = norm(h0_1 + h0_0) = norm([2, 1]).
     torch.testing.assert_close(h[0], _unit([2.0, 1.0]))
+    # a pair with weight 0 (its path uses an edge the step excludes) passes no message: with
+    # 1 -> 2 dropped, h_1 = norm(h0_0 + h0_1) = norm([2, 1])
+    from models.batching import EpochAggregation
+    aggregation = EpochAggregation(index, torch.tensor([0, 1, 2, 3]), 3)
+    h, _ = encoder(aggregation.matrix(torch.tensor([False, False, True, False])))
+    torch.testing.assert_close(h[1], _unit([2.0, 1.0]))
+    # the last layer of a training step computes only the rows its loss reads, the same values
+    from models.sparse import ComputationGraph
+    graph = ComputationGraph.full(aggregation_matrix(index, 3), None, 1)
+    rows = torch.tensor([2, 0])
+    partial, _ = encoder.encode(ComputationGraph(graph.source_nodes, graph.target_nodes, graph.out_adj,
+                                                 graph.in_adj, last_rows=rows))
+    torch.testing.assert_close(partial, encoder(aggregation_matrix(index, 3))[0][rows])
 
 
 def test_scale_fixed_or_learned_and_score_helpers_agree() -> None:
