@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch_geometric import EdgeIndex
 from torch_geometric.nn import SAGEConv
 
+from models.channels import SimilarityChannel, SourcePrior, TargetPrior
 from models.config import BladeConfig
 from models.sparse import AggregationMatrix, ComputationGraph
 
@@ -133,14 +134,12 @@ class BladeEncoder(_EncoderBase):
             if config.self_term
             else None
         )
-        self.similar = (
-            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
-            if config.similarity != "none"
-            else None
-        )
+        self.similarity_channel = (SimilarityChannel(config.dim, config.num_layers)
+                                   if config.similarity != "none" else None)
         if config.weight_init == "identity":
             with torch.no_grad():
-                for linear in [*self.neighbour, *(self.root or []), *(self.similar or [])]:
+                similar = self.similarity_channel.weights if self.similarity_channel is not None else []
+                for linear in [*self.neighbour, *(self.root or []), *similar]:
                     nn.init.eye_(linear.weight)
                     if linear.bias is not None:
                         linear.bias.zero_()
@@ -148,33 +147,25 @@ class BladeEncoder(_EncoderBase):
         self.source_input = _InputLayer(num_nodes, config.dim)
         self.target_input = (self.source_input if config.shared_input
                              else _InputLayer(num_nodes, config.dim))
-        if config.target_prior != "none":
-            self.prior_weight = nn.Parameter(torch.tensor(0.0))  # learned from no prior at all
-        if config.target_prior == "node":
-            self.node_bias = nn.Parameter(torch.zeros(num_nodes))
-        if config.source_prior:
-            self.source_prior_weight = nn.Parameter(torch.tensor(0.0))
+        self.target_prior = (TargetPrior(num_nodes, per_node=config.target_prior == "node")
+                             if config.target_prior != "none" else None)
+        self.source_prior = SourcePrior() if config.source_prior else None
+
+    @property
+    def priors(self) -> list[TargetPrior | SourcePrior]:
+        """The degree priors the score carries, in the order of their columns."""
+        return [prior for prior in (self.target_prior, self.source_prior) if prior is not None]
 
     def _update(self, layer: int, aggregated: Tensor, previous: Tensor,
                 similar: Tensor | None = None) -> Tensor:
-        """``norm(act(aggregated W^l + previous W_self^l [+ similar W_sim^l]))``, act = ReLU
-        except on the last layer."""
+        """``norm(act(aggregated W^l + previous W_self^l [+ similar]))``, act = ReLU except on
+        the last layer; ``similar`` is the similarity channel's term."""
         out = self.neighbour[layer](aggregated)
         if self.root is not None:
             out = out + self.root[layer](previous)
         if similar is not None:
-            out = out + self.similar[layer](similar)
+            out = out + similar
         return self._finish(layer, out)
-
-    def target_bias(self, in_degree: Tensor, rows: Tensor | None = None) -> Tensor:
-        """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``
-        (``[R]``: of nodes ``rows`` only)."""
-        if rows is not None:
-            in_degree = in_degree[rows]
-        bias = self.prior_weight * torch.log1p(in_degree.to(self.prior_weight.dtype))
-        if self.config.target_prior == "node":
-            bias = bias + (self.node_bias if rows is None else self.node_bias[rows])
-        return bias
 
     def forward(
         self,
@@ -195,11 +186,10 @@ class BladeEncoder(_EncoderBase):
         scale]``, so that :func:`score` (``scale * s . t``) includes the bias everywhere
         downstream (evaluation, ONNX export, serving) without knowing about it; a source prior
         adds ``s = [s, query / scale]``, ``t = [t, 1]`` the same way."""
-        if self.config.similarity != "none" and graph.similarity_adj is None:
+        if self.similarity_channel is not None and graph.similarity_adj is None:
             raise ValueError("the encoder has a similarity channel: the graph needs similarity_adj "
                              "(full-graph encoding)")
-        if ((self.config.target_prior != "none" or self.config.source_prior)
-                and graph.target_in_degree is None):
+        if self.priors and graph.target_in_degree is None:
             raise ValueError("the encoder has a degree prior: the graph needs target_in_degree "
                              "(full-graph encoding)")
         s = self.source_input(graph.source_nodes[0])
@@ -209,28 +199,19 @@ class BladeEncoder(_EncoderBase):
             s_prev = F.dropout(s, self.config.dropout, self.training)
             t_prev = F.dropout(t, self.config.dropout, self.training)
             out_adj, in_adj = graph.out_adj[layer], graph.in_adj[layer]
-            similarity = graph.similarity_adj if self.config.similarity != "none" else None
+            similarity = graph.similarity_adj if self.similarity_channel is not None else None
             s_self, t_self = s_prev[: out_adj.shape[0]], t_prev[: in_adj.shape[0]]
             if rows is not None and layer == self.config.num_layers - 1:
                 out_adj, in_adj = out_adj.rows(rows), in_adj.rows(rows)
                 similarity = None if similarity is None else similarity.rows(rows)
                 s_self, t_self = s_prev[rows], t_prev[rows]
             s_similar = t_similar = None
-            if similarity is not None:  # one pass over the matrix for both roles
-                s_similar, t_similar = (similarity @ torch.cat([s_prev, t_prev], dim=1)).chunk(2, dim=1)
+            if similarity is not None:
+                s_similar, t_similar = self.similarity_channel(layer, similarity, s_prev, t_prev)
             s = self._update(layer, out_adj @ t_prev, s_self, s_similar)
             t = self._update(layer, in_adj @ s_prev, t_self, t_similar)
-        in_degree = None
-        if graph.target_in_degree is not None:
-            in_degree = graph.target_in_degree if rows is None else graph.target_in_degree[rows]
-        if self.config.target_prior != "none":
-            bias = self.target_bias(graph.target_in_degree, rows)
-            s = torch.cat([s, s.new_ones(s.shape[0], 1)], dim=1)
-            t = torch.cat([t, (bias / self.scale)[:, None]], dim=1)
-        if self.config.source_prior:
-            query = self.source_prior_weight * torch.log1p(in_degree.to(s.dtype))
-            s = torch.cat([s, (query / self.scale)[:, None]], dim=1)
-            t = torch.cat([t, t.new_ones(t.shape[0], 1)], dim=1)
+        for prior in self.priors:
+            s, t = prior.append(s, t, graph.target_in_degree, rows, self.scale)
         return s, t
 
 
