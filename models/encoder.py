@@ -58,9 +58,8 @@ class _InputLayer(nn.Module):
         nn.init.normal_(self.weight, std=ID_EMBEDDING_STD)
 
     def forward(self, nodes: Tensor | None = None) -> Tensor:
-        """Rows ``nodes`` (all N if None). A row gather of the ID table has a sparse gradient
-        (:class:`models.optim.LazyAdam` then updates only those rows)."""
-        return self.weight if nodes is None else F.embedding(nodes, self.weight, sparse=True)
+        """Rows ``nodes`` (all N if None)."""
+        return self.weight if nodes is None else self.weight[nodes]
 
 
 class _EncoderBase(nn.Module):

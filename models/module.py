@@ -60,15 +60,13 @@ class LinkPredictionModule(pl.LightningModule):
         sampler: draws the epoch's neighbourhoods from the training graph. For an undirected
             encoder it samples the graph listed in both directions (edge ids ``e`` and
             ``e + E``), so ``path_edge % E`` is the training edge.
-        optimizer: factory ``params -> torch.optim.Optimizer``; it must accept the sparse
-            gradients of the ID tables (:class:`models.optim.LazyAdam`).
+        optimizer: factory ``params -> torch.optim.Optimizer`` (:class:`models.optim.Adam`).
         train_edges: ``[2, E]`` training edges (the loss's positives).
         one_way: ``[E]`` bool, reverse edge absent from the training graph.
         num_nodes: N.
         seed: base seed of sampling, batching and negatives.
         num_negatives: K uniform negatives per positive.
-        negative_pool: draw each batch's negatives from this many uniform nodes (0 = independent
-            draws; see :func:`models.loss.sample_negatives`).
+        negative_pool: draw each batch's negatives from this many uniform nodes (0: 2048).
         lambda_asym: weight of the asymmetric loss term.
         validation: :class:`ValidationSet` or None.
         prior_lr_factor: the degree priors' scalar weights (gamma, delta) learn at this multiple

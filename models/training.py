@@ -33,7 +33,7 @@ from models.full_graph import FullGraphLinkPrediction
 from models.graph import in_out_degrees, random_projection_embedding
 from models.metrics import filtered_ranks, out_neighbour_csr, ranking_metrics
 from models.module import LinkPredictionModule, ValidationSet
-from models.optim import LazyAdam
+from models.optim import Adam
 from models.pair_metrics import one_way_mask, uniform_non_edges
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
@@ -143,7 +143,7 @@ def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
                 table.copy_(start * ID_EMBEDDING_STD * config.dim**0.5)
     one_way = one_way_mask(graph.train, graph.train, graph.num_nodes)
     validation = validation_set(graph, config.val_queries, seed)
-    optimizer = partial(LazyAdam, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = partial(Adam, lr=config.learning_rate, weight_decay=config.weight_decay)
     common = dict(
         num_negatives=config.num_negatives, negative_pool=config.negative_pool,
         lambda_asym=config.lambda_asym,
