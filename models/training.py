@@ -117,20 +117,11 @@ def validation_set(graph: Any, val_queries: int, seed: int) -> ValidationSet | N
     return ValidationSet(graph.val[:, chosen], indptr, indices, one_way=val_one_way, non_edges=non_edges)
 
 
-def blade_config(config: Any) -> BladeConfig:
-    """``config`` as a :class:`BladeConfig`: one already (the pipeline's ``TrainSettings`` is
-    one), or a mapping / an object with an attribute per key, whose other keys are ignored."""
-    if isinstance(config, BladeConfig):
-        return config
-    values = config if isinstance(config, dict) else vars(config)
-    return BladeConfig.model_validate({key: values[key] for key in BladeConfig.model_fields if key in values})
-
-
 def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
                  seed: int) -> LinkPredictionModule:
     """The variant's Lightning module for ``graph`` (see the module docstring for the argument
     types): encoder, sampler, structural start, validation set and optimiser."""
-    config = blade_config(config)
+    config = BladeConfig.of(config)
     if not variant.directed:
         config = config.undirected()
     torch.manual_seed(seed)  # the encoder's initial weights

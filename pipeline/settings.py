@@ -14,10 +14,12 @@ filled in); ``Params`` is the typed view of the same values.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from models.config import BladeConfig
 from pipeline.config import ConfigError
@@ -85,16 +87,26 @@ class DegreeStatsSettings(Section):
     plot: bool = True
 
 
-class TrainSettings(Section, BladeConfig):
-    """``train``: the model's configuration (:class:`models.config.BladeConfig`, where its keys and
-    defaults live) plus which variants train and on what hardware."""
+def _blade_fields() -> dict[str, Any]:
+    """Every key of :class:`models.config.BladeConfig` as a schema field: its type, its default
+    and the limits in its metadata (defaults and limits live there, once)."""
+    hints = typing.get_type_hints(BladeConfig)
+    return {item.name: (Annotated[hints[item.name], Field(**item.metadata)], item.default)
+            for item in dataclasses.fields(BladeConfig)}
 
+
+class _PipelineTrainKeys(Section):
     variants: list[VARIANTS] = Field(default_factory=lambda: ["blade", "sage"], min_length=1)
     use_tuned: bool = True
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"
     strategy: Literal["auto", "ddp"] = "auto"
     num_nodes: PositiveInt = 1
+
+
+# ``train``: the model's configuration (:class:`models.config.BladeConfig`, where its keys,
+# defaults and limits live) plus which variants train and on what hardware.
+TrainSettings = create_model("TrainSettings", __base__=_PipelineTrainKeys, **_blade_fields())
 
 
 class _Budget(Section):
