@@ -39,7 +39,7 @@ report: install
 report-small: install
 	$(BIN)/dvc pull data.dvc
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro reports/dvc.yaml:summary@cora_ml \
-		reports/dvc.yaml:summary@citeseer reports/dvc.yaml:ablate@cora_ml reports/dvc.yaml:ablate@citeseer
+		reports/dvc.yaml:summary@citeseer reports/dvc.yaml:ablate_summary@cora_ml reports/dvc.yaml:ablate_summary@citeseer
 
 ## test: install with the dev extra and run the whole test suite
 test: install-dev

@@ -22,15 +22,16 @@ Deviations from the reconstructed method (docs: blade-method.md, sec. 1), each f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch_geometric import EdgeIndex
+from torch_geometric.nn import SAGEConv
 
+from models.channels import SimilarityChannel, SourcePrior, TargetPrior
+from models.config import BladeConfig
 from models.sparse import AggregationMatrix, ComputationGraph
-
-TARGET_PRIORS = ("none", "degree", "node")
 
 # Standard deviation of the layer-0 ID tables: small, the first layer's L2-norm rescales anyway.
 ID_EMBEDDING_STD = 0.1
@@ -48,109 +49,30 @@ def edge_score(s: Tensor, t: Tensor, edge_index: Tensor, scale: float | Tensor) 
     return scale * (s[edge_index[0]] * t[edge_index[1]]).sum(dim=-1)
 
 
-@dataclass
-class EncoderConfig:
-    """Hyper-parameters shared by :class:`BladeEncoder` and :class:`UndirectedSageEncoder`.
-
-    Attributes:
-        num_nodes: N (size of the ID tables).
-        dim: embedding width d (every layer).
-        num_layers: L >= 1 message-passing layers.
-        dropout: dropout probability on every layer's input (training only).
-        self_term: add the root term ``h^(l-1) W_self^l`` (False = the paper's update).
-        score_scale: initial positive multiplier of the dot-product score.
-        learn_scale: learn the scale (kept positive as exp of a learned log).
-        activation: ``"relu"`` on hidden layers (the paper) or ``"none"`` (a linear GNN as
-            LightGCN / SGC; with ``weight_init="identity"`` the layers start as pure propagation
-            and keep negative coordinates, so random pairs start near score 0).
-        weight_init: ``"random"`` (PyTorch's default for ``nn.Linear``) or ``"identity"``
-            (W = W_self = I, zero bias: every layer starts as "mean of the neighbours plus
-            myself", which keeps the geometry of structure-initialised ID tables; see
-            ``train.id_init``).
-        similarity: add DAEMON's symmetric similarity channel (BladeEncoder only): every layer
-            also aggregates the *same role* of the node's similarity neighbours through its own
-            weight ``W_sim`` (s from s, t from t); the caller passes the similarity matrix.
-        target_prior: ``"none"``; ``"degree"``: every score u -> v gets ``+ gamma * log(1 +
-            d_in(v))`` with a learned gamma (what popularity knows: a busy target is likelier);
-            ``"node"``: that plus a learned bias per target node. BladeEncoder only: it lets a
-            target carry its popularity, which unit-norm s and t cannot.
-        source_prior: every score u -> v also gets ``+ delta * log(1 + d_in(u))``, delta learned
-            (BladeEncoder only). A term of the query alone changes no query's ranking (softmax
-            and every top-k are blind to it), so only the direction loss trains it: it lets
-            ``x(u -> v) - x(v -> u)`` say which end is the popular one.
-        shared_input: one layer-0 table for both roles, ``s^0 = t^0``, as
-            DAEMON starts both from the product's features (BladeEncoder only; halves the ID
-            parameters; the layers still make s and t differ).
-    """
-
-    num_nodes: int
-    dim: int = 64
-    num_layers: int = 2
-    dropout: float = 0.0
-    self_term: bool = True
-    score_scale: float = 5.0
-    learn_scale: bool = False
-    activation: str = "relu"
-    weight_init: str = "random"
-    similarity: bool = False
-    target_prior: str = "none"
-    shared_input: bool = False
-    source_prior: bool = False
-
-    def __post_init__(self) -> None:
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.score_scale <= 0:
-            raise ValueError(f"score_scale must be > 0, got {self.score_scale}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ("relu", "none"):
-            raise ValueError(f"activation must be relu or none, got {self.activation!r}")
-        if self.weight_init not in ("random", "identity"):
-            raise ValueError(f"weight_init must be random or identity, got {self.weight_init!r}")
-        if self.target_prior not in TARGET_PRIORS:
-            raise ValueError(f"target_prior must be one of {TARGET_PRIORS}, got {self.target_prior!r}")
-
-
 class _InputLayer(nn.Module):
     """Layer-0 embeddings: a learnable ID table ``[N, dim]``."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, num_nodes: int, dim: int) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(config.num_nodes, config.dim))
+        self.weight = nn.Parameter(torch.empty(num_nodes, dim))
         nn.init.normal_(self.weight, std=ID_EMBEDDING_STD)
 
     def forward(self, nodes: Tensor | None = None) -> Tensor:
-        """Rows ``nodes`` (all N if None). A row gather of the ID table has a sparse gradient
-        (:class:`models.optim.LazyAdam` then updates only those rows)."""
-        return self.weight if nodes is None else F.embedding(nodes, self.weight, sparse=True)
+        """Rows ``nodes`` (all N if None)."""
+        return self.weight if nodes is None else self.weight[nodes]
 
 
 class _EncoderBase(nn.Module):
-    """What both encoders share: the per-layer weights, the layer update and the score scale."""
+    """What both encoders share: the configuration, the ID tables and the score scale."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: BladeConfig, num_nodes: int) -> None:
         super().__init__()
         self.config = config
-        self.neighbour = nn.ModuleList(nn.Linear(config.dim, config.dim) for _ in range(config.num_layers))
-        self.root = (
-            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
-            if config.self_term
-            else None
-        )
-        self.similar = (
-            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
-            if config.similarity
-            else None
-        )
-        if config.weight_init == "identity":
-            with torch.no_grad():
-                for linear in [*self.neighbour, *(self.root or []), *(self.similar or [])]:
-                    nn.init.eye_(linear.weight)
-                    if linear.bias is not None:
-                        linear.bias.zero_()
-        log_scale = torch.tensor(math.log(config.score_scale))
-        if config.learn_scale:
+        self.num_nodes = num_nodes
+
+    def _score_scale(self) -> None:
+        log_scale = torch.tensor(math.log(self.config.score_scale))
+        if self.config.learn_scale:
             self.log_scale = nn.Parameter(log_scale)
         else:
             self.register_buffer("log_scale", log_scale)
@@ -164,15 +86,8 @@ class _EncoderBase(nn.Module):
         """Positive scalar multiplying every score; pass it to :func:`score` and the loss."""
         return self.log_scale.exp()
 
-    def _update(self, layer: int, aggregated: Tensor, previous: Tensor,
-                similar: Tensor | None = None) -> Tensor:
-        """``norm(act(aggregated W^l + previous W_self^l [+ similar W_sim^l]))``, act = ReLU
-        except on the last layer."""
-        out = self.neighbour[layer](aggregated)
-        if self.root is not None:
-            out = out + self.root[layer](previous)
-        if similar is not None:
-            out = out + self.similar[layer](similar)
+    def _finish(self, layer: int, out: Tensor) -> Tensor:
+        """``norm(act(out))``, act = ReLU on hidden layers with ``activation: relu``."""
         if layer < self.config.num_layers - 1 and self.config.activation == "relu":
             out = F.relu(out)
         return F.normalize(out, dim=-1)
@@ -199,7 +114,8 @@ class BladeEncoder(_EncoderBase):
     Scores are ``scale * s_u . t_v`` with :attr:`scale` (see :func:`score`).
 
     Args:
-        config: :class:`EncoderConfig`.
+        config: :class:`models.config.BladeConfig` (layers, channels, priors).
+        num_nodes: N, the size of the ID tables.
 
     Shapes:
         - **input:** ``out_adj``, ``in_adj``: :class:`AggregationMatrix` ``[N, N]`` built from
@@ -209,26 +125,46 @@ class BladeEncoder(_EncoderBase):
 
     directed = True  # s and t differ: the caller builds both directions' aggregations
 
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.source_input = _InputLayer(config)
-        self.target_input = self.source_input if config.shared_input else _InputLayer(config)
-        if config.target_prior != "none":
-            self.prior_weight = nn.Parameter(torch.tensor(0.0))  # learned from no prior at all
-        if config.target_prior == "node":
-            self.node_bias = nn.Parameter(torch.zeros(config.num_nodes))
-        if config.source_prior:
-            self.source_prior_weight = nn.Parameter(torch.tensor(0.0))
+    def __init__(self, config: BladeConfig, num_nodes: int) -> None:
+        super().__init__(config, num_nodes)
+        self.neighbour = nn.ModuleList(nn.Linear(config.dim, config.dim) for _ in range(config.num_layers))
+        self.root = (
+            nn.ModuleList(nn.Linear(config.dim, config.dim, bias=False) for _ in range(config.num_layers))
+            if config.self_term
+            else None
+        )
+        self.similarity_channel = (SimilarityChannel(config.dim, config.num_layers)
+                                   if config.similarity != "none" else None)
+        if config.weight_init == "identity":
+            with torch.no_grad():
+                similar = self.similarity_channel.weights if self.similarity_channel is not None else []
+                for linear in [*self.neighbour, *(self.root or []), *similar]:
+                    nn.init.eye_(linear.weight)
+                    if linear.bias is not None:
+                        linear.bias.zero_()
+        self._score_scale()
+        self.source_input = _InputLayer(num_nodes, config.dim)
+        self.target_input = (self.source_input if config.shared_input
+                             else _InputLayer(num_nodes, config.dim))
+        self.target_prior = (TargetPrior(num_nodes, per_node=config.target_prior == "node")
+                             if config.target_prior != "none" else None)
+        self.source_prior = SourcePrior() if config.source_prior else None
 
-    def target_bias(self, in_degree: Tensor, rows: Tensor | None = None) -> Tensor:
-        """``[N]`` additive score of every node as a target: ``gamma log(1 + d_in) [+ b_v]``
-        (``[R]``: of nodes ``rows`` only)."""
-        if rows is not None:
-            in_degree = in_degree[rows]
-        bias = self.prior_weight * torch.log1p(in_degree.to(self.prior_weight.dtype))
-        if self.config.target_prior == "node":
-            bias = bias + (self.node_bias if rows is None else self.node_bias[rows])
-        return bias
+    @property
+    def priors(self) -> list[TargetPrior | SourcePrior]:
+        """The degree priors the score carries, in the order of their columns."""
+        return [prior for prior in (self.target_prior, self.source_prior) if prior is not None]
+
+    def _update(self, layer: int, aggregated: Tensor, previous: Tensor,
+                similar: Tensor | None = None) -> Tensor:
+        """``norm(act(aggregated W^l + previous W_self^l [+ similar]))``, act = ReLU except on
+        the last layer; ``similar`` is the similarity channel's term."""
+        out = self.neighbour[layer](aggregated)
+        if self.root is not None:
+            out = out + self.root[layer](previous)
+        if similar is not None:
+            out = out + similar
+        return self._finish(layer, out)
 
     def forward(
         self,
@@ -249,11 +185,10 @@ class BladeEncoder(_EncoderBase):
         scale]``, so that :func:`score` (``scale * s . t``) includes the bias everywhere
         downstream (evaluation, ONNX export, serving) without knowing about it; a source prior
         adds ``s = [s, query / scale]``, ``t = [t, 1]`` the same way."""
-        if self.config.similarity and graph.similarity_adj is None:
+        if self.similarity_channel is not None and graph.similarity_adj is None:
             raise ValueError("the encoder has a similarity channel: the graph needs similarity_adj "
                              "(full-graph encoding)")
-        if ((self.config.target_prior != "none" or self.config.source_prior)
-                and graph.target_in_degree is None):
+        if self.priors and graph.target_in_degree is None:
             raise ValueError("the encoder has a degree prior: the graph needs target_in_degree "
                              "(full-graph encoding)")
         s = self.source_input(graph.source_nodes[0])
@@ -263,44 +198,37 @@ class BladeEncoder(_EncoderBase):
             s_prev = F.dropout(s, self.config.dropout, self.training)
             t_prev = F.dropout(t, self.config.dropout, self.training)
             out_adj, in_adj = graph.out_adj[layer], graph.in_adj[layer]
-            similarity = graph.similarity_adj if self.config.similarity else None
+            similarity = graph.similarity_adj if self.similarity_channel is not None else None
             s_self, t_self = s_prev[: out_adj.shape[0]], t_prev[: in_adj.shape[0]]
             if rows is not None and layer == self.config.num_layers - 1:
                 out_adj, in_adj = out_adj.rows(rows), in_adj.rows(rows)
                 similarity = None if similarity is None else similarity.rows(rows)
                 s_self, t_self = s_prev[rows], t_prev[rows]
             s_similar = t_similar = None
-            if similarity is not None:  # one pass over the matrix for both roles
-                s_similar, t_similar = (similarity @ torch.cat([s_prev, t_prev], dim=1)).chunk(2, dim=1)
+            if similarity is not None:
+                s_similar, t_similar = self.similarity_channel(layer, similarity, s_prev, t_prev)
             s = self._update(layer, out_adj @ t_prev, s_self, s_similar)
             t = self._update(layer, in_adj @ s_prev, t_self, t_similar)
-        in_degree = None
-        if graph.target_in_degree is not None:
-            in_degree = graph.target_in_degree if rows is None else graph.target_in_degree[rows]
-        if self.config.target_prior != "none":
-            bias = self.target_bias(graph.target_in_degree, rows)
-            s = torch.cat([s, s.new_ones(s.shape[0], 1)], dim=1)
-            t = torch.cat([t, (bias / self.scale)[:, None]], dim=1)
-        if self.config.source_prior:
-            query = self.source_prior_weight * torch.log1p(in_degree.to(s.dtype))
-            s = torch.cat([s, (query / self.scale)[:, None]], dim=1)
-            t = torch.cat([t, t.new_ones(t.shape[0], 1)], dim=1)
+        for prior in self.priors:
+            s, t = prior.append(s, t, graph.target_in_degree, rows, self.scale)
         return s, t
 
 
 class UndirectedSageEncoder(_EncoderBase):
-    r"""Single-embedding GraphSAGE baseline: ignores direction, so score(u, v) = score(v, u).
+    r"""Single-embedding GraphSAGE baseline on PyG's ``SAGEConv``: ignores direction, so
+    score(u, v) = score(v, u).
 
     .. math::
-        h^l = \mathrm{norm}\big(\sigma_l(A\, h^{l-1} W^l + h^{l-1} W^l_{self})\big)
+        h^l = \mathrm{norm}\big(\sigma_l(\mathrm{mean}_{v \in S(u)} h^{l-1}_v W^l + h^{l-1}_u W^l_{self})\big)
 
-    with the same conventions as :class:`BladeEncoder` (mean aggregation over an undirected
-    sampled neighbourhood, ReLU on hidden layers only, optional self term, an ID table at
-    layer 0).
+    ``SAGEConv(aggr="mean")`` is exactly that update (``lin_l``: W with its bias, ``lin_r``:
+    W_self, dropped with ``self_term=False``); the normalisation and ReLU on hidden layers
+    follow it, with the same conventions as :class:`BladeEncoder` and an ID table at layer 0.
 
     The forward signature mirrors :class:`BladeEncoder` so the training code is shared:
     only ``out_adj`` is used, and the caller builds it from the *undirected* graph (each edge
-    in both directions); ``in_adj`` is ignored.
+    in both directions); ``in_adj`` is ignored. Its kept entries (non-zero weights: a pair whose
+    path uses an excluded edge has weight 0) become the convolution's edges.
 
     Shapes:
         - **input:** ``out_adj``: :class:`AggregationMatrix` ``[N, N]``.
@@ -309,9 +237,21 @@ class UndirectedSageEncoder(_EncoderBase):
 
     directed = False  # one embedding: the caller builds one undirected aggregation
 
-    def __init__(self, config: EncoderConfig) -> None:
-        super().__init__(config)
-        self.node_input = _InputLayer(config)
+    def __init__(self, config: BladeConfig, num_nodes: int) -> None:
+        config = config.undirected()
+        super().__init__(config, num_nodes)
+        self.convs = nn.ModuleList(
+            SAGEConv(config.dim, config.dim, aggr="mean", root_weight=config.self_term)
+            for _ in range(config.num_layers))
+        if config.weight_init == "identity":
+            with torch.no_grad():
+                for conv in self.convs:
+                    nn.init.eye_(conv.lin_l.weight)
+                    conv.lin_l.bias.zero_()
+                    if config.self_term:
+                        nn.init.eye_(conv.lin_r.weight)
+        self._score_scale()
+        self.node_input = _InputLayer(num_nodes, config.dim)
 
     def forward(
         self,
@@ -327,16 +267,28 @@ class UndirectedSageEncoder(_EncoderBase):
         for layer in range(self.config.num_layers):
             h_prev = F.dropout(h, self.config.dropout, self.training)
             adjacency = graph.out_adj[layer]
+            targets = h_prev
             if graph.last_rows is not None and layer == self.config.num_layers - 1:
-                h = self._update(layer, adjacency.rows(graph.last_rows) @ h_prev, h_prev[graph.last_rows])
-            else:
-                h = self._update(layer, adjacency @ h_prev, h_prev[: adjacency.shape[0]])
+                adjacency, targets = adjacency.rows(graph.last_rows), h_prev[graph.last_rows]
+            out = self.convs[layer]((h_prev, targets), message_edges(adjacency))
+            h = self._finish(layer, out)
         return h, h
+
+
+def message_edges(adjacency: AggregationMatrix) -> EdgeIndex:
+    """The kept entries of ``adjacency`` (``[R, C]``: row u aggregates column v) as message-passing
+    edges v -> u, ``[2, M]`` sorted by target, for a ``[C, R]`` bipartite convolution."""
+    matrix = adjacency.matrix
+    crow = matrix.crow_indices()
+    target = torch.repeat_interleave(torch.arange(crow.numel() - 1, device=crow.device), crow.diff())
+    kept = matrix.values() != 0
+    edges = torch.stack([matrix.col_indices()[kept], target[kept]])
+    num_rows, num_columns = adjacency.shape
+    return EdgeIndex(edges, sparse_size=(num_columns, num_rows), sort_order="col")
 
 
 __all__ = [
     "BladeEncoder",
-    "EncoderConfig",
     "UndirectedSageEncoder",
     "edge_score",
     "score",

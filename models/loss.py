@@ -62,7 +62,7 @@ def blade_loss(
         s: ``[N, d]`` source embeddings.
         t: ``[N, d]`` target embeddings.
         pos_edges: ``[2, B]`` training edges u -> v.
-        neg_targets: ``[B, K]`` negative targets w for each edge (see :func:`sample_negatives`).
+        neg_targets: ``[B, K]`` negative targets w for each edge (uniform nodes, drawn by the caller).
         one_way: ``[B]`` bool, True where v -> u is absent from the *training* graph; the
             caller computes it (the reverse score is only penalised for those edges).
         lambda_asym: weight of the asymmetric term.
@@ -159,21 +159,3 @@ def similarity_softmax_loss(h: Tensor, pairs: Tensor, pool: Tensor, scale: float
     log_partition = torch.logaddexp(positive, torch.logsumexp(scale * (anchor @ h[pool].T), dim=1))
     return (log_partition - positive).mean()
 
-
-def sample_negatives(num_edges: int, k: int, num_nodes: int, generator: torch.Generator,
-                     pool: int = 0) -> Tensor:
-    """``[num_edges, k]`` negative targets, each uniform over all N nodes, with replacement.
-
-    With ``pool > 0`` the batch first draws ``pool`` nodes uniformly from N and every edge takes
-    its k negatives uniformly from that pool: each negative is still uniform over N, but the
-    batch's distinct negatives are at most ``pool``: far fewer rows to score than one independent
-    draw per edge.
-
-    No rejection of true neighbours or of the query itself: with N in the thousands and up,
-    the chance of hitting one is about degree / N, and rejecting would cost a hash lookup
-    per draw.
-    """
-    if pool <= 0:
-        return torch.randint(0, num_nodes, (num_edges, k), generator=generator, device=generator.device)
-    nodes = torch.randint(0, num_nodes, (pool,), generator=generator, device=generator.device)
-    return nodes[torch.randint(0, pool, (num_edges, k), generator=generator, device=generator.device)]

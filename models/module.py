@@ -31,8 +31,6 @@ from models.sparse import ComputationGraph
 from models.target_prior import fit_target_prior
 from models.walk_channel import WalkChannel, pair_bonus
 
-# The degree priors' scalar weights (models.encoder.BladeEncoder), trained at prior_lr_factor x lr.
-PRIOR_WEIGHTS = ("prior_weight", "source_prior_weight")
 # Neighbourhoods for inference come from this fixed draw, so embeddings are reproducible.
 INFERENCE_SEED_OFFSET = 1_000_003
 
@@ -62,15 +60,13 @@ class LinkPredictionModule(pl.LightningModule):
         sampler: draws the epoch's neighbourhoods from the training graph. For an undirected
             encoder it samples the graph listed in both directions (edge ids ``e`` and
             ``e + E``), so ``path_edge % E`` is the training edge.
-        optimizer: factory ``params -> torch.optim.Optimizer``; it must accept the sparse
-            gradients of the ID tables (:class:`models.optim.LazyAdam`).
+        optimizer: factory ``params -> torch.optim.Optimizer`` (:class:`models.optim.Adam`).
         train_edges: ``[2, E]`` training edges (the loss's positives).
         one_way: ``[E]`` bool, reverse edge absent from the training graph.
         num_nodes: N.
         seed: base seed of sampling, batching and negatives.
         num_negatives: K uniform negatives per positive.
-        negative_pool: draw each batch's negatives from this many uniform nodes (0 = independent
-            draws; see :func:`models.loss.sample_negatives`).
+        negative_pool: draw each batch's negatives from this many uniform nodes (0: 2048).
         lambda_asym: weight of the asymmetric loss term.
         validation: :class:`ValidationSet` or None.
         prior_lr_factor: the degree priors' scalar weights (gamma, delta) learn at this multiple
@@ -176,8 +172,8 @@ class LinkPredictionModule(pl.LightningModule):
         """Refits the target prior's weight gamma to the ranking of the validation edges (see
         :func:`models.target_prior.fit_target_prior`): gamma + the best shift of the grid, 0
         among them. None when the encoder has no target prior or there is no validation."""
-        weight = getattr(self.encoder, "prior_weight", None)
-        if weight is None or self.validation is None:
+        prior = getattr(self.encoder, "target_prior", None)
+        if prior is None or self.validation is None:
             return None
         s, t = self.embeddings()
         scale = float(self.encoder.scale.detach())
@@ -186,9 +182,9 @@ class LinkPredictionModule(pl.LightningModule):
         fit = fit_target_prior(lambda queries: score(s[queries], t, scale),
                                torch.log1p(in_degree.float()), validation.edges,
                                validation.exclude_indptr, validation.exclude_indices)
-        before = float(weight)
-        weight.add_(fit["shift"])
-        return fit | {"gamma_before": before, "gamma": float(weight)}
+        before = float(prior.weight)
+        prior.weight.add_(fit["shift"])
+        return fit | {"gamma_before": before, "gamma": float(prior.weight)}
 
     @torch.no_grad()
     def calibrate_direction(self, walk: WalkChannel | None = None) -> dict[str, float] | None:
@@ -196,8 +192,8 @@ class LinkPredictionModule(pl.LightningModule):
         :func:`models.direction.fit_source_prior`); ranking does not change. ``walk``: the
         channel the model scores with, so its bonus is part of both directions' scores. None
         when the encoder has no source prior or there are no such edges."""
-        weight = getattr(self.encoder, "source_prior_weight", None)
-        if weight is None or not self._has_one_way_validation():
+        prior = getattr(self.encoder, "source_prior", None)
+        if prior is None or not self._has_one_way_validation():
             return None
         s, t = self.embeddings()
         u, v = self.validation.one_way
@@ -213,14 +209,15 @@ class LinkPredictionModule(pl.LightningModule):
             (a, b), (c, d) = self.validation.edges, self.validation.non_edges
             linked, unlinked = (pair_scores(a, b), log_in[a]), (pair_scores(c, d), log_in[c])
         fit = fit_source_prior(pair_scores(u, v), pair_scores(v, u), log_in[u], log_in[v],
-                               float(weight), linked, unlinked)
-        weight.fill_(fit["delta"])
+                               float(prior.weight), linked, unlinked)
+        prior.weight.fill_(fit["delta"])
         return fit
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        named = list(self.named_parameters())
-        priors = [parameter for name, parameter in named if name.rpartition(".")[2] in PRIOR_WEIGHTS]
-        rest = [parameter for name, parameter in named if name.rpartition(".")[2] not in PRIOR_WEIGHTS]
+        # the degree priors' scalar weights train at prior_lr_factor x the learning rate
+        prior_weights = {id(prior.weight) for prior in getattr(self.encoder, "priors", [])}
+        priors = [parameter for parameter in self.parameters() if id(parameter) in prior_weights]
+        rest = [parameter for parameter in self.parameters() if id(parameter) not in prior_weights]
         if not priors:
             return self.optimizer_factory(self.parameters())
         optimizer = self.optimizer_factory([{"params": rest}, {"params": priors}])

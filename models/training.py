@@ -8,9 +8,10 @@ Both take plain objects, so this module needs neither the pipeline's configurati
 
 - ``graph``: anything with ``num_nodes``, ``train`` and ``val`` (``[2, E]`` LongTensors), e.g.
   :class:`TrainingGraph`;
-- ``config`` / ``neighbourhood``: the ``train`` / ``neighbourhood`` settings as objects with one
-  attribute per key of ``params.yaml`` (``pipeline.settings.TrainSettings`` or a
-  ``types.SimpleNamespace``).
+- ``config``: a :class:`models.config.BladeConfig` (``pipeline.settings.TrainSettings`` is one),
+  or a mapping / object holding its keys;
+- ``neighbourhood``: the ``neighbourhood`` settings as an object with one attribute per key of
+  ``params.yaml`` (``pipeline.settings.NeighbourhoodSettings`` or a ``types.SimpleNamespace``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from models.batching import StepSampler
-from models.encoder import ID_EMBEDDING_STD, BladeEncoder, EncoderConfig, UndirectedSageEncoder
+from models.config import BladeConfig
+from models.encoder import ID_EMBEDDING_STD, BladeEncoder, UndirectedSageEncoder
 from models.encoder import score as embedding_score
 from models.full_graph import FullGraphLinkPrediction
 from models.graph import in_out_degrees, random_projection_embedding
 from models.metrics import filtered_ranks, out_neighbour_csr, ranking_metrics
 from models.module import LinkPredictionModule, ValidationSet
-from models.optim import LazyAdam
+from models.optim import Adam
 from models.pair_metrics import one_way_mask, uniform_non_edges
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
@@ -119,30 +121,23 @@ def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
                  seed: int) -> LinkPredictionModule:
     """The variant's Lightning module for ``graph`` (see the module docstring for the argument
     types): encoder, sampler, structural start, validation set and optimiser."""
-    encoder_config = EncoderConfig(
-        num_nodes=graph.num_nodes, dim=config.dim, num_layers=config.num_layers,
-        dropout=config.dropout, self_term=config.self_term,
-        score_scale=config.score_scale, learn_scale=config.learn_scale,
-        activation=config.activation, weight_init=config.weight_init,
-        similarity=variant.directed and config.similarity != "none",
-        target_prior=config.target_prior if variant.directed else "none",
-        shared_input=config.shared_input and variant.directed,
-        source_prior=config.source_prior and variant.directed,
-    )
+    config = BladeConfig.of(config)
+    if not variant.directed:
+        config = config.undirected()
     torch.manual_seed(seed)  # the encoder's initial weights
-    encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(encoder_config)
+    encoder = (BladeEncoder if variant.directed else UndirectedSageEncoder)(config, graph.num_nodes)
     if config.id_init == "structure":
-        start = random_projection_embedding(graph.train, graph.num_nodes, encoder_config.dim, hops=2,
+        start = random_projection_embedding(graph.train, graph.num_nodes, config.dim, hops=2,
                                             generator=torch.Generator().manual_seed(seed))
         with torch.no_grad():
             for table in encoder.id_tables():
-                table.copy_(start * ID_EMBEDDING_STD * encoder_config.dim**0.5)
+                table.copy_(start * ID_EMBEDDING_STD * config.dim**0.5)
     one_way = one_way_mask(graph.train, graph.train, graph.num_nodes)
     validation = validation_set(graph, config.val_queries, seed)
-    optimizer = partial(LazyAdam, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = partial(Adam, lr=config.learning_rate, weight_decay=config.weight_decay)
     common = dict(
         num_negatives=config.num_negatives, negative_pool=config.negative_pool,
-        lambda_asym=config.lambda_asym if variant.directed else 0.0,
+        lambda_asym=config.lambda_asym,
         validation=validation, prior_lr_factor=config.prior_lr_factor,
     )
     parts = (encoder, build_sampler(variant, graph, neighbourhood, config.fixed_fanout), optimizer,
@@ -150,7 +145,7 @@ def build_module(variant: Variant, graph: Any, neighbourhood: Any, config: Any,
     return FullGraphLinkPrediction(
         *parts, **common, supervision_fraction=config.supervision_fraction,
         batch_size=config.batch_size, loss=config.loss,
-        similarity=config.similarity if variant.directed else "none",
+        similarity=config.similarity,
         lambda_similarity=config.lambda_similarity)
 
 

@@ -5,22 +5,26 @@
     blade compare --dataset amazon0302 --seeds 0 1 2
     blade report                                      # docs/report.md from reports/compare/*.json
 
-Four steps, each a stage of ``reports/dvc.yaml`` (``--step``; without it they run in order):
+Three steps, each a stage of ``reports/dvc.yaml`` (``--step``; without it they run in order):
 
-1. **split**: every seed's ingest (clean + seeded split) into ``outputs/compare/<name>/splits/``.
-2. **tune**: an Optuna study (``tune.space``, budget ``compare.tune`` plus the dataset's
+1. **tune**: an Optuna study (``tune.space``, budget ``compare.tune`` plus the dataset's
    ``tune`` overrides) on the first seed's split, objective validation MRR@10, written to
-   ``outputs/compare/<name>/tuned.json``. Trial 0 is the params.yaml values, so the tuned model is
+   ``reports/compare/<name>/tuned.json``. Trial 0 is the params.yaml values, so the tuned model is
    never worse than the defaults on validation. The best values go to every variant in
    ``compare.tuned_variants`` (the dual models: the flags of each variant still switch its parts
    off); the undirected SAGE baseline keeps ``train``'s.
-3. **seed** (one DVC stage per graph and seed): train every variant in ``compare.variants``,
+2. **seed** (one DVC stage per graph and seed): train every variant in ``compare.variants``,
    evaluate them and the baselines with the evaluate stage's protocol (filtered ranking, same
    test edges, seeded sample of at most ``evaluate.max_queries``) into
    ``reports/compare/<name>/seed<k>.json``, one MLflow run per method in the experiment
    ``compare.mlflow_experiment``.
-4. **summary**: ``reports/compare/<name>.json`` (every seed's metrics, mean and standard
+3. **summary**: ``reports/compare/<name>.json`` (every seed's metrics, mean and standard
    deviation, tuned values, alpha_hat, timings, hardware), and the table printed.
+
+Each step makes the seeded split it needs (ingest: clean + split, seconds) and the embeddings
+it evaluates in temporary folders, so its only inputs are the edge file, the code, params.yaml
+and the files under ``reports/compare/`` that git keeps: in a fresh clone, after ``dvc pull``,
+``dvc status reports/dvc.yaml`` shows every finished stage up to date.
 
 DVC is the only cache: a step runs whole each time it is called, and ``dvc repro
 reports/dvc.yaml`` calls only the steps whose code, parameters or inputs changed; an interrupted
@@ -34,7 +38,10 @@ import argparse
 import json
 import logging
 import re
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +69,8 @@ REPORT_DIR = Path("reports/compare")
 WORK_DIR = Path("outputs/compare")
 SUMMARY_KEYS = ["hit_rate@10", "mrr@10", "low_mrr@10", "rev_mrr@10", "oth_mrr@10", "direction_auc",
                 "global_hits@50"]
-SUBSET_PREFIXES = ("rev_", "oth_")
-STEPS = ("split", "tune", "seed", "summary")  # models.evaluation.SUBSETS: reverse in training, the others
+SUBSET_PREFIXES = ("rev_", "oth_")  # models.evaluation.SUBSETS: reverse in training, the others
+STEPS = ("tune", "seed", "summary")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,12 +126,8 @@ def settings(params: dict[str, Any], args: argparse.Namespace) -> tuple[str, dic
                               or not args.edges else f"--edges {args.edges}")
 
 
-def split_dir(name: str, seed: int) -> Path:
-    return WORK_DIR / name / "splits" / f"seed{seed}"
-
-
 def tuned_path(name: str) -> Path:
-    return WORK_DIR / name / "tuned.json"
+    return REPORT_DIR / name / "tuned.json"
 
 
 def seed_path(name: str, seed: int) -> Path:
@@ -133,30 +136,24 @@ def seed_path(name: str, seed: int) -> Path:
 
 def ingest_seed(params: dict[str, Any], directory: Path, seed: int) -> dict[str, Any]:
     config = params["ingest"]
+    edges = Path(config["edges"])
+    if not edges.is_file():
+        raise FileNotFoundError(f"{edges}: no such edge list (run `dvc pull` for the bundled graphs)")
     return ingest_stage.ingest(
-        config["edges"], directory, fmt=config["format"],
+        edges, directory, fmt=config["format"],
         source_column=config["source_column"], target_column=config["target_column"],
         id_type=config["id_type"], split=config["split"], seed=seed,
         verify_checksums=config["verify_checksums"])
 
 
-def load_split(name: str, seed: int) -> SplitGraph:
-    directory = split_dir(name, seed)
-    if not (directory / "metrics.json").is_file():
-        raise ConfigError(f"{directory}: no split of seed {seed}; run `blade compare --dataset {name} "
-                          "--step split` first (or `dvc repro reports/dvc.yaml`)")
-    return load_split_graph(directory)
-
-
-def split_graph(name: str, params: dict[str, Any], seeds: list[int]) -> None:
-    """Step ``split``: every seed's ingest (clean + seeded split) into ``splits/seed<k>/``."""
-    edges = Path(params["ingest"]["edges"])
-    if not edges.is_file():
-        raise FileNotFoundError(f"{edges}: no such edge list (run `dvc pull` for the bundled graphs)")
-    for seed in seeds:
-        log.info("compare %s: split of seed %d", name, seed)
-        metrics = ingest_seed(params, split_dir(name, seed), seed)
-        write_json(split_dir(name, seed) / "metrics.json", metrics)
+@contextmanager
+def seed_split(params: dict[str, Any], seed: int) -> Iterator[tuple[SplitGraph, dict[str, Any]]]:
+    """The graph's seeded split (ingest: clean + split), in a folder that is gone afterwards:
+    a step makes the split it needs (seconds, even on amazon0302), so nothing but the edge file
+    stands between a fresh clone and an up-to-date `dvc status`."""
+    with tempfile.TemporaryDirectory(prefix="blade-split-") as folder:
+        metrics = ingest_seed(params, Path(folder) / "ingest", seed)
+        yield load_split_graph(Path(folder) / "ingest"), metrics
 
 
 def power_law(graph: SplitGraph, neighbourhood: dict[str, Any]) -> dict[str, float]:
@@ -177,20 +174,19 @@ def study_seconds(study_name: str, storage: str) -> float:
 
 
 def tune_graph(name: str, params: dict[str, Any], seed: int, experiment: str) -> dict[str, Any]:
-    """Step ``tune``: BLADE's study on the first seed's split (validation edges only), a new study
+    """Step ``tune``: BLADE's study on seed ``seed``'s split (validation edges only), a new study
     each time (DVC re-runs the step when what it reads changes); writes ``tuned.json``, ``{}``
     when ``n_trials`` is 0."""
     tune = params["tune"]
-    database = WORK_DIR / name / "optuna.db"
+    database = WORK_DIR / name / "optuna.db"  # scratch: the result is tuned.json (and MLflow)
     database.unlink(missing_ok=True)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{database.resolve()}"
     tuned: dict[str, Any] = {}
     if int(tune["n_trials"]) > 0:
-        graph = load_split(name, seed)
-        study_params = with_values(params, {"base.seed": seed})
-        storage = f"sqlite:///{database.resolve()}"
-        database.parent.mkdir(parents=True, exist_ok=True)
-        result = tune_stage.run_study(graph, study_params, tune, f"compare-{name}", storage, experiment,
-                                      run_prefix=f"{name}-")
+        with seed_split(params, seed) as (graph, _):
+            result = tune_stage.run_study(graph, with_values(params, {"base.seed": seed}), tune,
+                                          f"compare-{name}", storage, experiment, run_prefix=f"{name}-")
         tuned = {"study": result.name, "storage": str(database), "split_seed": seed,
                  "overrides": result.overrides, "best_trial": result.best_trial,
                  "best_val_mrr@10": round(result.best_value, 5),
@@ -214,17 +210,28 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
     """Step ``seed``: one seed's trained variants and evaluation on its split, written to
     ``reports/compare/<name>/seed<k>.json``."""
     started = time.perf_counter()
-    graph = load_split(name, seed)
-    ingest_metrics = json.loads((split_dir(name, seed) / "metrics.json").read_text())
+    with seed_split(params, seed) as (graph, ingest_metrics), \
+            tempfile.TemporaryDirectory(prefix="blade-embeddings-") as train_dir:
+        run = evaluate_seed(name, params, tuned, variants, tuned_variants, seed, graph, Path(train_dir))
+    run = {"seed": seed, "nodes": ingest_metrics["nodes"], "edges": ingest_metrics["edges"]} | run
+    run["seconds"] = round(time.perf_counter() - started, 1)
+    write_json(seed_path(name, seed), run)
+    log_to_mlflow(name, str(params["compare"]["mlflow_experiment"]), run, tuned,
+                  str(params["ingest"]["edges"]))
+    return run
+
+
+def evaluate_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants: list[str],
+                  tuned_variants: list[str], seed: int, graph: SplitGraph,
+                  train_dir: Path) -> dict[str, Any]:
+    """The trained variants (embeddings in ``train_dir``) and every baseline on ``graph``'s
+    evaluation edges."""
     tuned_params = with_values(params, tuned.get("overrides", {}))
     evaluate_config = params["evaluate"]
     ks = tuple(int(k) for k in evaluate_config["ks"])
     evaluation, total = evaluate_stage.evaluation_set(
         graph, str(evaluate_config["split"]), int(evaluate_config["max_queries"]),
         seed, ks, int(evaluate_config["low_degree_max"]), int(evaluate_config["non_edges"]))
-    train_dir = WORK_DIR / name / f"seed{seed}"
-    for stale in train_dir.glob("*/embeddings.pt"):
-        stale.unlink()  # only this run's variants are evaluated
     trained = {}
     for variant in variants:
         chosen = tuned_params if variant in tuned_variants else params
@@ -250,14 +257,9 @@ def run_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], variants:
         results[method]["eval_seconds"] = round(time.perf_counter() - clock, 2)
         results[method].update({"started_ms": started_ms} | trained.get(method, {}),
                                ended_ms=int(time.time() * 1000))
-    run = {"seed": seed, "nodes": ingest_metrics["nodes"], "edges": ingest_metrics["edges"],
-           "evaluated_edges": int(evaluation.edges.shape[1]), "test_edges": total,
-           "power_law": power_law(graph, tuned_params["neighbourhood"]), "variants": variants,
-           "seconds": round(time.perf_counter() - started, 1), "methods": results}
-    write_json(seed_path(name, seed), run)
-    log_to_mlflow(name, str(params["compare"]["mlflow_experiment"]), run, tuned,
-                  str(params["ingest"]["edges"]))
-    return run
+    return {"evaluated_edges": int(evaluation.edges.shape[1]), "test_edges": total,
+            "power_law": power_law(graph, tuned_params["neighbourhood"]), "variants": variants,
+            "methods": results}
 
 
 def log_to_mlflow(name: str, experiment: str, run: dict[str, Any], tuned: dict[str, Any], edges: str) -> None:
@@ -356,8 +358,6 @@ def main(params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | N
     seeds = [int(seed) for seed in config["seeds"]]
     chosen = args.seeds or seeds
     steps = [args.step] if getattr(args, "step", None) else list(STEPS)
-    if "split" in steps:
-        split_graph(name, params, chosen)
     if "tune" in steps:
         tune_graph(name, params, chosen[0], str(config["mlflow_experiment"]))
     if "seed" in steps:

@@ -161,14 +161,21 @@ def load_ablations(folder: Path, order: list[str]) -> list[dict[str, Any]]:
 
 
 
-def seed_differences(ablation: dict[str, Any], code: str | None = None) -> dict[str, dict[str, Any]]:
+def code_version(row: dict[str, Any]) -> str | None:
+    """What identifies the code a row trained with: its git commit (earlier rows: a digest of
+    the source tree)."""
+    return row.get("git_commit") or row.get("code")
+
+
+def seed_differences(ablation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each row minus ours on the same split, over the main seed and the ``--seeds`` repeats
-    (rows trained with other code than ``code`` left out): per row the seeds, the val MRR@10
-    differences and the direction AUC differences."""
+    (rows trained with other code than that split's ours left out): per row the seeds, the val
+    MRR@10 differences and the direction AUC differences."""
     by_seed = {}
     for report in [*ablation.get("repeats", []), ablation]:  # the main table wins a shared seed
+        reference = code_version(report["rows"].get("ours", {}))
         by_seed[report["seed"]] = {name: row for name, row in report["rows"].items()
-                                   if code is None or row.get("code") == code}
+                                   if code_version(row) == reference}
     out: dict[str, dict[str, Any]] = {}
     for seed, rows in sorted(by_seed.items()):
         ours = rows.get("ours")

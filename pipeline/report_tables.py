@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import provenance
 from pipeline.report_stats import (
     ABLATIONS,
     BLADE,
     METRICS,
+    code_version,
     gain_range,
     label,
     mean,
@@ -194,12 +194,12 @@ def overrides_text(row: dict[str, Any]) -> str:
     return ", ".join(items) or "params.yaml"
 
 
-def ablation_table(ablation: dict[str, Any], code: str | None = None) -> list[str]:
-    """The rows of one dataset; with ``code`` (the current code digest), rows trained with other
-    code are marked, since `blade ablate` would train them again."""
+def ablation_table(ablation: dict[str, Any]) -> list[str]:
+    """The rows of one dataset; rows trained with other code than ours are marked."""
     rows = ablation["rows"]
     ours = rows.get("ours", {}).get("best_val_mrr@10")
-    stale = [name for name, row in rows.items() if code is not None and row.get("code") != code]
+    reference = code_version(rows.get("ours", {}))
+    stale = [name for name, row in rows.items() if code_version(row) != reference]
     lines = ["| row | changes | val MRR@10 | vs ours | with walk channel | untrained | low-degree val MRR@10 "
              "| val direction AUC | best epoch / epochs | s / epoch | time |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -207,7 +207,7 @@ def ablation_table(ablation: dict[str, Any], code: str | None = None) -> list[st
         best = row["best_val_mrr@10"]
         delta = "" if ours is None or name == "ours" else f"{best - ours:+.4f}"
         untrained = row.get("untrained_val_mrr@10")
-        shown = f"{name} (earlier code)" if name in stale else name
+        shown = f"{name} (other code)" if name in stale else name
         lines.append(
             f"| {shown} | {overrides_text(row)} | {'**' if name == 'ours' else ''}{best:.4f}"
             f"{'**' if name == 'ours' else ''} | {delta} | {_optional(row.get('val_mrr@10_scored'))} | "
@@ -222,13 +222,13 @@ def ablation_table(ablation: dict[str, Any], code: str | None = None) -> list[st
         + (f", direction AUC {values['val_direction_auc']:.4f}" if values.get("val_direction_auc") else "")
         + ")" for name, values in baselines.items()) + "."]
     if stale:
-        lines += ["", f"{len(stale)} of {len(rows)} rows were trained with earlier code than this report's "
-                  "(marked \"earlier code\"; `blade ablate` trains them again); compare them with care."]
+        lines += ["", f"{len(stale)} of {len(rows)} rows were trained with other code than ours (marked "
+                  "\"other code\"); compare them with care. `dvc status reports/dvc.yaml` names the rows "
+                  "an edit made stale."]
     missing = [name for name in ablation.get("pending", []) if name not in rows]
     if missing:
-        lines += ["", f"Not trained yet ({len(missing)} rows; `ablation.timeout_seconds` caps the training "
-                  f"one `blade ablate --dataset {ablation['dataset']}` starts, and each run adds rows in "
-                  f"params.yaml order): {', '.join(missing)}."]
+        lines += ["", f"Not trained yet ({len(missing)} rows; `dvc repro reports/dvc.yaml` trains each as a "
+                  f"stage of its own): {', '.join(missing)}."]
     return lines
 
 
@@ -236,10 +236,10 @@ def _optional(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-def seed_lines(ablation: dict[str, Any], code: str | None = None) -> list[str]:
+def seed_lines(ablation: dict[str, Any]) -> list[str]:
     """Rows repeated on several splits (`blade ablate --seeds`): their difference from ours,
     paired by seed, so a row's gain can be told from the spread between splits."""
-    repeated = {name: entry for name, entry in seed_differences(ablation, code).items()
+    repeated = {name: entry for name, entry in seed_differences(ablation).items()
                 if len(entry["seeds"]) > 1}
     if not repeated:
         return []
@@ -277,11 +277,10 @@ def ablation_lines(ablations: list[dict[str, Any]], images: str) -> list[str]:
              "log sigma(-x) instead of log sigma(1 - x) (the paper does not say how many). "
              "Its second row changes only the learning rate.", "",
              f"![validation MRR@10 per epoch]({images}/training_curves.png)", ""]
-    code = provenance.code_digest()  # hashes the model code: once per report, not per graph
     for ablation in ablations:
         lines += [f"### {ablation['dataset']} (seed {ablation['seed']}, {ablation.get('val_edges', '?')} "
                   f"validation edges, {ablation.get('threads', '?')} threads)", ""]
-        lines += ablation_table(ablation, code) + seed_lines(ablation, code) + [""]
+        lines += ablation_table(ablation) + seed_lines(ablation) + [""]
     return lines
 
 

@@ -14,11 +14,14 @@ filled in); ``Params`` is the typed view of the same values.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
+from models.config import BladeConfig
 from pipeline.config import ConfigError
 from pipeline.passwords import STORAGE_PASSWORD_HELP, url_password
 from pipeline.settings_errors import one_line, suggestion
@@ -84,43 +87,26 @@ class DegreeStatsSettings(Section):
     plot: bool = True
 
 
-class TrainSettings(Section):
+def _blade_fields() -> dict[str, Any]:
+    """Every key of :class:`models.config.BladeConfig` as a schema field: its type, its default
+    and the limits in its metadata (defaults and limits live there, once)."""
+    hints = typing.get_type_hints(BladeConfig)
+    return {item.name: (Annotated[hints[item.name], Field(**item.metadata)], item.default)
+            for item in dataclasses.fields(BladeConfig)}
+
+
+class _PipelineTrainKeys(Section):
     variants: list[VARIANTS] = Field(default_factory=lambda: ["blade", "sage"], min_length=1)
-    supervision_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.1
-    loss: Literal["softmax", "logistic"] = "softmax"
-    similarity: Literal["none", "reciprocal", "undirected"] = "undirected"
-    lambda_similarity: Annotated[float, Field(ge=0.0)] = 0.0
-    target_prior: Literal["none", "degree", "node"] = "degree"
-    shared_input: bool = True
-    source_prior: bool = True
-    prior_lr_factor: Annotated[float, Field(gt=0.0)] = 1.0
-    calibrate_direction: bool = True
-    refit_target_prior: bool = True
-    walk_channel: bool = True
-    dim: PositiveInt = 64
-    num_layers: PositiveInt = 2
-    activation: Literal["relu", "none"] = "none"
-    id_init: Literal["random", "structure"] = "structure"
-    weight_init: Literal["random", "identity"] = "identity"
-    self_term: bool = True
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
-    score_scale: Annotated[float, Field(gt=0.0)] = 10.0
-    learn_scale: bool = True
-    num_negatives: PositiveInt = 5
-    negative_pool: NonNegativeInt = 2048
-    lambda_asym: Annotated[float, Field(ge=0.0)] = 1.0
-    fixed_fanout: PositiveInt = 10
-    batch_size: PositiveInt = 32768
-    learning_rate: Annotated[float, Field(gt=0.0)] = 0.02
-    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
-    max_epochs: PositiveInt = 100
-    early_stopping_patience: PositiveInt = 3
-    val_queries: PositiveInt = 5000
     use_tuned: bool = True
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"] = "auto"
     devices: int | str | list[int] = "auto"
     strategy: Literal["auto", "ddp"] = "auto"
     num_nodes: PositiveInt = 1
+
+
+# ``train``: the model's configuration (:class:`models.config.BladeConfig`, where its keys,
+# defaults and limits live) plus which variants train and on what hardware.
+TrainSettings = create_model("TrainSettings", __base__=_PipelineTrainKeys, **_blade_fields())
 
 
 class _Budget(Section):
@@ -300,13 +286,14 @@ class CompareSettings(Section):
 
 class AblationSettings(Section):
     rows: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"ours": {}})
-    # No new row starts after this many seconds of training in one run (the first always does);
-    # None: every row. Finished rows are kept, so each run adds rows in their listed order.
-    timeout_seconds: Annotated[float, Field(gt=0.0)] | None = None
+    seed: NonNegativeInt = 42  # the split (and seed) every row trains on
 
     @model_validator(mode="after")
     def _known_overrides(self) -> AblationSettings:
         for row, overrides in self.rows.items():
+            if any(mark in row for mark in ".,/"):
+                raise ValueError(f"rows.{row}: a row name cannot hold '.', ',' or '/' (it is a DVC "
+                                 "parameter key and a file name: reports/dvc.yaml)")
             for key, value in (overrides or {}).items():
                 if key == "variant":
                     if value not in VARIANTS.__args__:

@@ -9,70 +9,49 @@ from pipeline import ablation, compare, provenance
 from tests.test_compare import EDGES, tiny_params
 
 
-def _args(rows=None, timeout_seconds=None, seeds=None) -> argparse.Namespace:
+def _args(rows=None, seeds=None, step=None) -> argparse.Namespace:
     return argparse.Namespace(dataset=None, edges="mine.csv", name=None, rows=rows, trials=None,
-                              timeout_seconds=timeout_seconds, seeds=seeds)
+                              seeds=seeds, step=step)
 
 
-def test_ablate_trains_each_row_once_and_keeps_finished_rows(in_project_tmp, monkeypatch):
+def test_ablate_trains_each_row_into_its_file_and_gathers_them(in_project_tmp, monkeypatch):
     params = tiny_params()
     params["ablation"] = {"rows": {"ours": {}, "no similarity channel": {"train.similarity": "none"},
                                    "GraphSAGE": {"variant": "sage"}}}
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
     report = ablation.main(params, _args())
-    assert report["dataset"] == "mine" and report["seed"] == params["compare"]["seeds"][0]
+    assert report["dataset"] == "mine" and report["seed"] == 42  # ablation.seed
     rows = report["rows"]
-    assert list(rows) == ["ours", "no similarity channel", "GraphSAGE"]
+    assert list(rows) == ["ours", "no similarity channel", "GraphSAGE"] and report["pending"] == []
     assert rows["GraphSAGE"]["variant"] == "sage" and rows["ours"]["variant"] == "blade"
-    for row in rows.values():
+    for name, row in rows.items():
         # the best epoch's score is the curve's maximum, and the curve has one value per epoch
         assert row["best_val_mrr@10"] == pytest.approx(max(row["val_mrr@10_curve"]), abs=1e-5)
         assert len(row["val_mrr@10_curve"]) == row["epochs"] == 2
         assert row["untrained_val_mrr@10"] is not None
         assert 0.0 <= row["val_direction_auc"] <= 1.0  # on the one-way validation edges
         assert 0.0 <= row["val_low_mrr@10"] <= 1.0
+        assert row["git_commit"] == provenance.git_commit()
+        assert json.loads((in_project_tmp / f"reports/ablation/mine/{name}.json").read_text()) == row
     assert set(report["baselines"]) == {"cooccurrence", "popularity"}
     assert report["val_one_way_edges"] > 0
     assert 0.0 <= report["baselines"]["popularity"]["val_direction_auc"] <= 1.0
-    saved = json.loads((in_project_tmp / "reports/ablation/mine.json").read_text())
-    assert saved["rows"] == rows
+    assert json.loads((in_project_tmp / "reports/ablation/mine.json").read_text()) == report
 
-    # a re-run keeps every finished row; a changed row's overrides train that row alone
+    # as reports/dvc.yaml runs it: one row trains, nothing else (no hidden cache: it trains again);
+    # the summary then lists the params.yaml rows in order and names those without a file
     trained = []
     real_fit = ablation.fit_variant
     monkeypatch.setattr(ablation, "fit_variant",
                         lambda variant, *a, **k: trained.append(variant) or real_fit(variant, *a, **k))
-    del saved["rows"]["ours"]["code"]  # a row from before rows recorded their code: a kept row gets it
-    (in_project_tmp / "reports/ablation/mine.json").write_text(json.dumps(saved))
-    again = ablation.main(params, _args())
-    assert trained == []
-    assert again["rows"]["ours"]["code"] == rows["ours"]["code"] == provenance.code_digest()
-    params["ablation"]["rows"]["no similarity channel"] = {"train.similarity": "reciprocal"}
-    ablation.main(params, _args(["no similarity channel"]))
-    assert trained == ["blade"]
-
-
-def test_ablate_timeout_stops_starting_rows_and_the_next_run_goes_on(in_project_tmp, monkeypatch):
-    params = tiny_params()
-    rows = {"ours": {}, "GraphSAGE": {"variant": "sage"}, "one layer": {"train.num_layers": 1}}
-    params["ablation"] = {"rows": rows, "timeout_seconds": 1e-6}  # spent by any first row
-    (in_project_tmp / "mine.csv").write_text(
-        "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
-    trained = []
-    real_fit = ablation.fit_variant
-    monkeypatch.setattr(ablation, "fit_variant",
-                        lambda variant, *a, **k: trained.append(variant) or real_fit(variant, *a, **k))
-    first = ablation.main(params, _args())
-    assert trained == ["blade"]  # the first row always starts, then the budget is spent
-    assert list(first["rows"]) == ["ours"] and first["pending"] == ["GraphSAGE", "one layer"]
-    second = ablation.main(params, _args())
-    assert trained == ["blade", "sage"] and second["pending"] == ["one layer"]
-    # --timeout-seconds 0 lifts the budget: the rest trains in one run, the table in listed order
-    params["ablation"]["rows"] = {"one layer": rows["one layer"], "ours": {}, "GraphSAGE": rows["GraphSAGE"]}
-    third = ablation.main(params, _args(timeout_seconds=0))
-    assert trained == ["blade", "sage", "blade"] and third["pending"] == []
-    assert list(third["rows"]) == ["one layer", "ours", "GraphSAGE"]
+    assert ablation.main(params, _args(["GraphSAGE"], step="rows")) is None
+    assert trained == ["sage"]
+    params["ablation"]["rows"] = {"one layer": {"train.num_layers": 1}, "GraphSAGE": {"variant": "sage"},
+                                  "ours": {}}
+    summary = ablation.main(params, _args(step="summary"))
+    assert trained == ["sage"]  # a summary trains nothing
+    assert list(summary["rows"]) == ["GraphSAGE", "ours"] and summary["pending"] == ["one layer"]
 
 
 def test_ablate_seeds_repeat_the_rows_with_ours_on_other_splits(in_project_tmp):
@@ -87,9 +66,8 @@ def test_ablate_seeds_repeat_the_rows_with_ours_on_other_splits(in_project_tmp):
         saved = json.loads((in_project_tmp / f"reports/ablation/seeds/mine-{seed}.json").read_text())
         assert saved["seed"] == seed and list(saved["rows"]) == ["ours", "one layer"]
         assert saved["rows"] == repeated["seeds"][seed]["rows"]
-    # another split: other validation edges, so another score; the main table is untouched
-    seven = repeated["seeds"][7]["rows"]["ours"]
-    assert seven["stamp"] != main["rows"]["ours"]["stamp"]
+    # another split: other validation edges; the main table is untouched
+    assert repeated["seeds"][7]["val_edges"] > 0
     assert json.loads((in_project_tmp / "reports/ablation/mine.json").read_text())["rows"] == main["rows"]
 
 
@@ -104,6 +82,9 @@ def test_ablate_rejects_unknown_rows_and_keys(in_project_tmp):
     with pytest.raises(compare.ConfigError,
                        match="ablation: rows.bad: 'evaluate.ks' is not a train.\\* or neighbourhood.\\* key"):
         ablation.main(params, _args(["bad"]))
+    params["ablation"] = {"rows": {"ours": {}, "dropout 0.1": {"train.dropout": 0.1}}}
+    with pytest.raises(compare.ConfigError, match="rows.dropout 0.1: a row name cannot hold '.', ','"):
+        ablation.main(params, _args())
     params["ablation"] = {"rows": {"ours": {}, "bad": {"train.dropout": 1.5}}}
     with pytest.raises(compare.ConfigError,
                        match="ablation.rows.bad: train.dropout: must be less than 1 \\(got 1.5\\)"):

@@ -57,7 +57,8 @@ def test_compare_splits_tunes_runs_every_seed_and_summarises(in_project_tmp, mon
     assert run["blade"]["tuned"] and run["daemon"]["tuned"] and not run["sage"]["tuned"]
 
     # alpha_hat: the maximum-likelihood fit of the seed's training in-degrees at d_min = 1
-    graph = load_split_graph(in_project_tmp / "outputs/compare/mine/splits/seed0")
+    compare.ingest_seed(compare.settings(params, args)[1], in_project_tmp / "split0", 0)
+    graph = load_split_graph(in_project_tmp / "split0")
     train_in, _ = in_out_degrees(graph.train, graph.num_nodes)
     tail = train_in[train_in >= 1].double()
     expected = 1 + tail.numel() / torch.log(tail).sum().item()
@@ -100,17 +101,19 @@ def test_a_step_without_its_input_names_the_step_to_run_first(in_project_tmp):
     (in_project_tmp / "mine.csv").write_text(
         "source,target\n" + "\n".join(f"p{u},p{v}" for u, v in EDGES) + "\n")
     args = argparse.Namespace(dataset=None, edges="mine.csv", name=None, seeds=[0, 1], variants=["sage"],
-                              trials=0, step="tune")
-    with pytest.raises(compare.ConfigError, match=r"splits/seed0: no split of seed 0; run `blade compare"):
-        compare.main(params, argparse.Namespace(**vars(args) | {"trials": 2}))
+                              trials=0, step="seed")
     with pytest.raises(compare.ConfigError, match="tuned.json: not tuned yet"):
-        compare.main(params, argparse.Namespace(**vars(args) | {"step": "seed"}))
-    for step in ("split", "tune"):
-        compare.main(params, argparse.Namespace(**vars(args) | {"step": step}))
-    assert json.loads((in_project_tmp / "outputs/compare/mine/tuned.json").read_text()) == {}  # 0 trials
-    compare.main(params, argparse.Namespace(**vars(args) | {"step": "seed", "seeds": [0]}))
+        compare.main(params, args)
+    compare.main(params, argparse.Namespace(**vars(args) | {"step": "tune"}))
+    assert json.loads((in_project_tmp / "reports/compare/mine/tuned.json").read_text()) == {}  # 0 trials
+    compare.main(params, argparse.Namespace(**vars(args) | {"seeds": [0]}))
     with pytest.raises(compare.ConfigError, match=r"seed1.json: seed 1 has not run"):
         compare.main(params, argparse.Namespace(**vars(args) | {"step": "summary"}))
+    # nothing but the JSON files is left behind: the splits and embeddings were temporary
+    assert sorted(path.name for path in (in_project_tmp / "reports/compare/mine").iterdir()) == [
+        "seed0.json", "tuned.json"]
+    assert not (in_project_tmp / "outputs/compare/mine").exists() or not any(
+        (in_project_tmp / "outputs/compare/mine").rglob("*.parquet"))
 
 
 def test_compare_rejects_an_unknown_dataset(in_project_tmp):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from models.batching import aggregation_matrix
+from models.config import BladeConfig
 from models.encoder import (
     BladeEncoder,
-    EncoderConfig,
     UndirectedSageEncoder,
     edge_score,
     score,
@@ -17,6 +17,14 @@ from models.encoder import (
 # Sampled pairs (u, v) of a 4-node example: S(0) = {1, 2}, S(1) = {2}, S(2) = {}, S(3) = {0, 1, 2}.
 PAIRS = torch.tensor([[0, 0, 1, 3, 3, 3], [1, 2, 2, 0, 1, 2]])
 X = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+
+def small_config(**overrides) -> BladeConfig:
+    """A hand-checkable encoder: ReLU on hidden layers, random weights, a fixed scale of 5 and no
+    channel or prior unless a test turns one on."""
+    return BladeConfig(**{"activation": "relu", "weight_init": "random", "score_scale": 5.0,
+                          "learn_scale": False, "similarity": "none", "target_prior": "none",
+                          "shared_input": False, "source_prior": False, **overrides})
+
 
 
 def test_mean_weights_written_out() -> None:
@@ -104,7 +112,7 @@ EDGES = [(0, 1), (0, 2), (1, 2)]
 
 
 def test_source_is_mean_of_out_neighbours_targets_without_self_term() -> None:
-    encoder = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1))
+    encoder = BladeEncoder(small_config(dim=2, num_layers=1), 4)
     _hand_set(encoder, S0, T0, root=0.0)
     s, t = encoder(*_adjacencies(EDGES, 4))
     # s_0 = norm(mean(t0_1, t0_2)) = norm([-1.5, 1]) = [-0.8321, 0.5547]: negative entry kept,
@@ -119,7 +127,7 @@ def test_source_is_mean_of_out_neighbours_targets_without_self_term() -> None:
 
 
 def test_self_term_adds_the_node_and_rescues_isolated_nodes() -> None:
-    encoder = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1))
+    encoder = BladeEncoder(small_config(dim=2, num_layers=1), 4)
     _hand_set(encoder, S0, T0, root=1.0)
     s, t = encoder(*_adjacencies(EDGES, 4))
     # s_0 = norm(mean(t0_1, t0_2) + s0_0) = norm([-1.5 + 1, 1 + 0]) = norm([-0.5, 1]).
@@ -137,7 +145,7 @@ def test_direction_awareness_on_one_way_edge() -> None:
     # One edge between nodes 0 and 1, in either direction; W = W_self = identity.
     s0 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     t0 = torch.tensor([[1.0, -1.0], [2.0, 2.0]])
-    encoder = BladeEncoder(EncoderConfig(num_nodes=2, dim=2, num_layers=1))
+    encoder = BladeEncoder(small_config(dim=2, num_layers=1), 2)
     _hand_set(encoder, s0, t0, root=1.0)
     s_fwd, t_fwd = encoder(*_adjacencies([(0, 1)], 2))
     s_rev, t_rev = encoder(*_adjacencies([(1, 0)], 2))
@@ -158,7 +166,7 @@ def test_hidden_layer_has_relu_last_layer_does_not() -> None:
     # Layer 1: t1_1 = norm(relu(s0_0)) = norm(relu([-1, 2])) = [0, 1].
     # Layer 2: s2_0 = norm(t1_1) = [0, 1]. Without the hidden ReLU it would be norm([-1, 2]).
     # And s1_0 = norm(relu(t0_1)) = norm(relu([-2, -1])) = 0 -> t2_1 = 0.
-    encoder = BladeEncoder(EncoderConfig(num_nodes=2, dim=2, num_layers=2, self_term=False))
+    encoder = BladeEncoder(small_config(dim=2, num_layers=2, self_term=False), 2)
     with torch.no_grad():
         encoder.source_input.weight.copy_(torch.tensor([[-1.0, 2.0], [1.0, 1.0]]))
         encoder.target_input.weight.copy_(torch.tensor([[1.0, 0.0], [-2.0, -1.0]]))
@@ -173,7 +181,7 @@ def test_hidden_layer_has_relu_last_layer_does_not() -> None:
 def test_rows_are_unit_norm_and_may_be_negative_on_random_graph() -> None:
     torch.manual_seed(0)
     index = torch.randint(0, 50, (2, 200))
-    encoder = BladeEncoder(EncoderConfig(num_nodes=50, dim=8, num_layers=2))
+    encoder = BladeEncoder(small_config(dim=8, num_layers=2), 50)
     s, t = encoder(aggregation_matrix(index, 50), aggregation_matrix(index.flip(0), 50))
     assert s.shape == t.shape == (50, 8)
     torch.testing.assert_close(s.norm(dim=1), torch.ones(50))
@@ -185,7 +193,7 @@ def test_undirected_encoder_is_symmetric() -> None:
     torch.manual_seed(0)
     index = torch.randint(0, 20, (2, 60))
     undirected = torch.cat([index, index.flip(0)], dim=1)
-    encoder = UndirectedSageEncoder(EncoderConfig(num_nodes=20, dim=8, num_layers=2))
+    encoder = UndirectedSageEncoder(small_config(dim=8, num_layers=2), 20)
     h_s, h_t = encoder(aggregation_matrix(undirected, 20))
     torch.testing.assert_close(h_s, h_t)
     scores = score(h_s, h_t, encoder.scale)
@@ -196,24 +204,37 @@ def test_undirected_encoder_is_symmetric() -> None:
 def test_undirected_update_by_hand() -> None:
     # Path 0 - 1 - 2 (both directions), 1 layer, W = W_self = identity, no bias:
     # h_1 = norm(mean(h0_0, h0_2) + h0_1) = norm(([1, 0] + [0, 1]) / 2 + [1, 1]) = norm([1.5, 1.5]).
-    encoder = UndirectedSageEncoder(EncoderConfig(num_nodes=3, dim=2, num_layers=1))
+    encoder = UndirectedSageEncoder(small_config(dim=2, num_layers=1), 3)
     with torch.no_grad():
         encoder.node_input.weight.copy_(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
-        encoder.neighbour[0].weight.copy_(torch.eye(2))
-        encoder.neighbour[0].bias.zero_()
-        encoder.root[0].weight.copy_(torch.eye(2))
+        encoder.convs[0].lin_l.weight.copy_(torch.eye(2))  # PyG's SAGEConv: lin_l = W (with bias)
+        encoder.convs[0].lin_l.bias.zero_()
+        encoder.convs[0].lin_r.weight.copy_(torch.eye(2))  # lin_r = W_self
     index = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])
     h, _ = encoder(aggregation_matrix(index, 3))
     torch.testing.assert_close(h[1], _unit([1.0, 1.0]))
     # h_0 = norm(h0_1 + h0_0) = norm([2, 1]).
     torch.testing.assert_close(h[0], _unit([2.0, 1.0]))
+    # a pair with weight 0 (its path uses an edge the step excludes) passes no message: with
+    # 1 -> 2 dropped, h_1 = norm(h0_0 + h0_1) = norm([2, 1])
+    from models.batching import EpochAggregation
+    aggregation = EpochAggregation(index, torch.tensor([0, 1, 2, 3]), 3)
+    h, _ = encoder(aggregation.matrix(torch.tensor([False, False, True, False])))
+    torch.testing.assert_close(h[1], _unit([2.0, 1.0]))
+    # the last layer of a training step computes only the rows its loss reads, the same values
+    from models.sparse import ComputationGraph
+    graph = ComputationGraph.full(aggregation_matrix(index, 3), None, 1)
+    rows = torch.tensor([2, 0])
+    partial, _ = encoder.encode(ComputationGraph(graph.source_nodes, graph.target_nodes, graph.out_adj,
+                                                 graph.in_adj, last_rows=rows))
+    torch.testing.assert_close(partial, encoder(aggregation_matrix(index, 3))[0][rows])
 
 
 def test_scale_fixed_or_learned_and_score_helpers_agree() -> None:
-    fixed = BladeEncoder(EncoderConfig(num_nodes=3, dim=2, score_scale=5.0))
+    fixed = BladeEncoder(small_config(dim=2, score_scale=5.0), 3)
     assert fixed.scale.item() == pytest.approx(5.0)
     assert "log_scale" not in dict(fixed.named_parameters())
-    learned = BladeEncoder(EncoderConfig(num_nodes=3, dim=2, score_scale=2.0, learn_scale=True))
+    learned = BladeEncoder(small_config(dim=2, score_scale=2.0, learn_scale=True), 3)
     assert learned.scale.item() == pytest.approx(2.0)
     assert "log_scale" in dict(learned.named_parameters())
 
@@ -228,15 +249,15 @@ def test_scale_fixed_or_learned_and_score_helpers_agree() -> None:
 
 def test_config_rejects_bad_values() -> None:
     with pytest.raises(ValueError, match="num_layers"):
-        EncoderConfig(num_nodes=3, num_layers=0)
+        BladeConfig(num_layers=0)
     with pytest.raises(ValueError, match="score_scale"):
-        EncoderConfig(num_nodes=3, score_scale=0.0)
+        BladeConfig(score_scale=0.0)
 
 
 def test_identity_weight_init_is_the_hand_set_mean_plus_self() -> None:
-    by_hand = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1))
+    by_hand = BladeEncoder(small_config(dim=2, num_layers=1), 4)
     _hand_set(by_hand, S0, T0, root=1.0)
-    identity = BladeEncoder(EncoderConfig(num_nodes=4, dim=2, num_layers=1, weight_init="identity"))
+    identity = BladeEncoder(small_config(dim=2, num_layers=1, weight_init="identity"), 4)
     with torch.no_grad():
         identity.source_input.weight.copy_(S0)
         identity.target_input.weight.copy_(T0)

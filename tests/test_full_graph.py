@@ -11,12 +11,14 @@ import pytorch_lightning as pl
 import torch
 
 from models.batching import aggregation_matrix
-from models.encoder import BladeEncoder, EncoderConfig, score
+from models.channels import SourcePrior
+from models.encoder import BladeEncoder, score
 from models.full_graph import FullGraphLinkPrediction, similarity_pairs
 from models.loss import sampled_softmax_loss, similarity_softmax_loss
 from models.variants import get_variant
 from pipeline.artifacts import SplitGraph
 from pipeline.train import build_module, fit_variant
+from tests.test_encoder import small_config
 from tests.test_train import CONFIG, NEIGHBOURHOOD, TRAIN, VAL, validation_score
 
 FULL = dict(CONFIG, supervision_fraction=0.25, batch_size=4, loss="softmax",
@@ -64,9 +66,9 @@ def test_sampled_softmax_loss_by_hand():
 
 
 def _identity_encoder(similarity: bool, prior: str) -> BladeEncoder:
-    encoder = BladeEncoder(EncoderConfig(num_nodes=3, dim=2, num_layers=1, activation="none",
-                                         weight_init="identity", score_scale=2.0,
-                                         similarity=similarity, target_prior=prior))
+    config = small_config(dim=2, num_layers=1, activation="none", weight_init="identity", score_scale=2.0,
+                          similarity="undirected" if similarity else "none", target_prior=prior)
+    encoder = BladeEncoder(config, 3)
     with torch.no_grad():
         encoder.source_input.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
         encoder.target_input.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, -1.0]]))
@@ -96,7 +98,7 @@ def test_target_prior_adds_gamma_log_in_degree_to_every_score():
     empty = _dense(torch.zeros(3, 3))
     plain_s, plain_t = _identity_encoder(False, "none")(empty, empty)
     with torch.no_grad():
-        encoder.prior_weight.fill_(0.5)
+        encoder.target_prior.weight.fill_(0.5)
     in_degree = torch.tensor([0.0, 3.0, 1.0])
     s, t = encoder(empty, empty, target_in_degree=in_degree)
     assert s.shape == (3, 3)  # one more column carries the prior
@@ -181,8 +183,7 @@ def test_every_variant_trains_full_graph(graph, name):
 
 
 def test_shared_input_ties_the_two_layer_zero_tables():
-    config = EncoderConfig(num_nodes=3, dim=2, num_layers=1, shared_input=True)
-    encoder = BladeEncoder(config)
+    encoder = BladeEncoder(small_config(dim=2, num_layers=1, shared_input=True), 3)
     assert encoder.target_input is encoder.source_input
     assert len(encoder.id_tables()) == 1
     # one [3, 2] table, W (2 x 2 + bias 2), W_self (2 x 2)
@@ -191,14 +192,13 @@ def test_shared_input_ties_the_two_layer_zero_tables():
 
 def test_source_prior_shifts_whole_query_rows_and_only_the_direction_loss_trains_it():
     encoder = _identity_encoder(similarity=False, prior="degree")
-    encoder.config.source_prior = True
-    encoder.source_prior_weight = torch.nn.Parameter(torch.tensor(0.0))
+    encoder.source_prior = SourcePrior()
     empty = _dense(torch.zeros(3, 3))
     in_degree = torch.tensor([0.0, 3.0, 1.0])
     with torch.no_grad():
-        encoder.prior_weight.fill_(0.5)
+        encoder.target_prior.weight.fill_(0.5)
         base = score(*encoder(empty, empty, target_in_degree=in_degree), encoder.scale)
-        encoder.source_prior_weight.fill_(-2.0)
+        encoder.source_prior.weight.fill_(-2.0)
         s, t = encoder(empty, empty, target_in_degree=in_degree)
     assert s.shape == (3, 4)  # dim 2 + target prior + source prior
     shifted = score(s, t, encoder.scale)
@@ -208,11 +208,11 @@ def test_source_prior_shifts_whole_query_rows_and_only_the_direction_loss_trains
     s, t = encoder(empty, empty, target_in_degree=in_degree)
     edges, pool, one_way = torch.tensor([[0, 2], [1, 1]]), torch.tensor([0, 1, 2]), torch.tensor([True, True])
     sampled_softmax_loss(s, t, edges, pool, one_way, 0.0, encoder.scale).total.backward()
-    assert encoder.source_prior_weight.grad.abs().item() < 1e-6
+    assert encoder.source_prior.weight.grad.abs().item() < 1e-6
     encoder.zero_grad()
     s, t = encoder(empty, empty, target_in_degree=in_degree)
     sampled_softmax_loss(s, t, edges, pool, one_way, 1.0, encoder.scale).total.backward()
-    assert encoder.source_prior_weight.grad.abs().item() > 1e-3
+    assert encoder.source_prior.weight.grad.abs().item() > 1e-3
 
 
 def test_fit_source_prior_by_hand():
@@ -252,7 +252,7 @@ def test_calibration_sets_the_source_prior_and_keeps_rankings(graph):
     before = score(*module.embeddings(), scale)
     fit = module.calibrate_direction()
     after = score(*module.embeddings(), scale)
-    assert float(module.encoder.source_prior_weight) == fit["delta"] and fit["auc"] >= fit["auc_before"]
+    assert float(module.encoder.source_prior.weight) == fit["delta"] and fit["auc"] >= fit["auc_before"]
     shift = after - before  # a constant per query row (delta change x log(1 + d_in(u))): no ranking moves
     assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4)
 
@@ -265,8 +265,8 @@ def test_prior_weights_learn_at_their_own_rate(graph, factor):
     base, priors = optimizer.param_groups
     assert priors["lr"] == pytest.approx(factor * FULL["learning_rate"])
     assert base["lr"] == FULL["learning_rate"]
-    assert {id(p) for p in priors["params"]} == {id(module.encoder.prior_weight),
-                                                 id(module.encoder.source_prior_weight)}
+    assert {id(p) for p in priors["params"]} == {id(module.encoder.target_prior.weight),
+                                                 id(module.encoder.source_prior.weight)}
     assert len(base["params"]) + 2 == len(list(module.parameters()))
 
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline import provenance, report, report_stats, report_tables
+from pipeline import report, report_stats, report_tables
 from pipeline.compare import summarise
 from pipeline.config import ConfigError
 from pipeline.settings import check_params
@@ -82,20 +82,22 @@ def test_paired_difference_is_blade_minus_daemon_seed_by_seed():
 
 
 def test_rows_repeated_over_seeds_pair_with_ours_on_the_same_split():
-    def rows(ours, one_layer, code="c"):
-        return {"ours": {"best_val_mrr@10": ours, "val_direction_auc": 0.8, "code": code},
-                "one layer": {"best_val_mrr@10": one_layer, "val_direction_auc": 0.7, "code": code}}
+    def rows(ours, one_layer, commit="c", row_commit=None):
+        return {"ours": {"best_val_mrr@10": ours, "val_direction_auc": 0.8, "git_commit": commit},
+                "one layer": {"best_val_mrr@10": one_layer, "val_direction_auc": 0.7,
+                              "git_commit": row_commit or commit}}
     ablation = {"dataset": "g", "seed": 1, "rows": rows(0.30, 0.35),
                 "repeats": [{"seed": 2, "rows": rows(0.20, 0.15)}, {"seed": 3, "rows": rows(0.40, 0.50)},
-                            {"seed": 4, "rows": rows(0.10, 0.90, code="old")}]}
-    # seed 4 was trained with other code: left out. Differences +0.05, -0.05, +0.10: mean 0.0333,
-    # sample std 0.0764, standard error 0.0764 / sqrt(3) = 0.0441; direction AUC -0.1 on each
-    differences = report_stats.seed_differences(ablation, "c")
+                            {"seed": 4, "rows": rows(0.10, 0.90, row_commit="old")}]}
+    # seed 4's row was trained with other code than its ours: left out. Differences +0.05, -0.05,
+    # +0.10: mean 0.0333, sample std 0.0764, standard error 0.0764 / sqrt(3) = 0.0441;
+    # direction AUC -0.1 on each
+    differences = report_stats.seed_differences(ablation)
     assert differences["one layer"]["seeds"] == [1, 2, 3]
     assert differences["one layer"]["mrr"] == pytest.approx([0.05, -0.05, 0.10])
-    lines = report_tables.seed_lines(ablation, "c")
+    lines = report_tables.seed_lines(ablation)
     assert "| one layer | 1, 2, 3 | +0.0333 ± 0.0441 | 2 of 3 | -0.1000 |" in lines
-    assert report_tables.seed_lines({"dataset": "g", "seed": 1, "rows": rows(0.3, 0.35)}, "c") == []
+    assert report_tables.seed_lines({"dataset": "g", "seed": 1, "rows": rows(0.3, 0.35)}) == []
 
 
 def test_gain_range_spans_datasets_and_metrics():
@@ -137,7 +139,7 @@ ABLATION = {
     "baselines": {"cooccurrence": {"val_mrr@10": 0.2, "val_hit_rate@10": 0.4, "val_direction_auc": 0.75},
                   "popularity": {"val_mrr@10": 0.01, "val_hit_rate@10": 0.02}},
     "rows": {
-        "ours": {"code": provenance.code_digest(), "variant": "blade", "overrides": {},
+        "ours": {"git_commit": "abc1234", "variant": "blade", "overrides": {},
                  "best_val_mrr@10": 0.3,
                  "best_epoch": 2,
                  "untrained_val_mrr@10": 0.2, "val_mrr@10_curve": [0.25, 0.3, 0.28], "epochs": 3,
@@ -158,13 +160,13 @@ def test_report_shows_the_ablation_table_and_training_curves(tmp_path):
     # one row per choice, with its difference to ours (0.25 - 0.30) and its untrained start
     assert ("| ours | params.yaml | **0.3000** |  |  | 0.2000 | 0.2500 | 0.8123 | 2 / 3 | 10.0 | "
             "1.5 min |") in text
-    # a row without a direction AUC (an older file) leaves the cell empty; without this code's
-    # digest it is marked as trained by earlier code
-    assert ("| no target prior (earlier code) | target_prior=none | 0.2500 | -0.0500 |  | 0.1000 |  |  | "
+    # a row without a direction AUC (an older file) leaves the cell empty; trained at another
+    # commit than ours, it is marked
+    assert ("| no target prior (other code) | target_prior=none | 0.2500 | -0.0500 |  | 0.1000 |  |  | "
             "1 / 2 | 12.5 | 0.5 min |") in text
-    assert "1 of 2 rows were trained with earlier code" in text
+    assert "1 of 2 rows were trained with other code than ours" in text
     # a pending row that has no result at all is named (the stale one is already in the table)
-    assert "Not trained yet (1 rows;" in text and "params.yaml order): one layer." in text
+    assert "Not trained yet (1 rows;" in text and "as a stage of its own): one layer." in text
     assert "co-occurrence MRR@10 0.2000 (HR@10 0.4000, direction AUC 0.7500)" in text
 
 
@@ -193,28 +195,33 @@ def test_report_pipeline_covers_every_bundled_graph():
     graphs = set(params["compare"]["datasets"])
     assert set(params["compare"]["seeds_per_graph"]) == graphs
     assert {f"reports/compare/{name}.json" for name in graphs} <= set(stages["report"]["deps"])
-    assert {f"reports/ablation/{name}.json" for name in set(stages["ablate"]["foreach"])} <= set(
-        stages["report"]["deps"])
+    ablated = stages["ablate_summary"]["foreach"]
+    assert {f"reports/ablation/{name}.json" for name in ablated} <= set(stages["report"]["deps"])
     listed = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "reports/dvc.yaml"],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
     names = {line.split()[0].removeprefix("reports/dvc.yaml:") for line in listed.splitlines()}
     for name, seeds in params["compare"]["seeds_per_graph"].items():
-        assert {f"split@{name}", f"tune@{name}", f"summary@{name}"} <= names
+        assert {f"tune@{name}", f"summary@{name}"} <= names
         assert {stage for stage in names if stage.startswith(f"compare_{name}@")} == {
             f"compare_{name}@{name}-{seed}" for seed in seeds}
     dag = subprocess.run([sys.executable, "-m", "dvc", "dag", "--dot", "reports/dvc.yaml:report"],
                          cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
     for name, seeds in params["compare"]["seeds_per_graph"].items():
-        assert f'"reports/dvc.yaml:split@{name}" -> "reports/dvc.yaml:tune@{name}"' in dag
         for seed in seeds:
             stage = f"reports/dvc.yaml:compare_{name}@{name}-{seed}"
             assert f'"reports/dvc.yaml:tune@{name}" -> "{stage}"' in dag
             assert f'"{stage}" -> "reports/dvc.yaml:summary@{name}"' in dag
         assert f'"reports/dvc.yaml:summary@{name}" -> "reports/dvc.yaml:report"' in dag
-    for name in stages["ablate"]["foreach"]:
-        assert f'"reports/dvc.yaml:ablate@{name}" -> "reports/dvc.yaml:report"' in dag
-    # the graph no default was chosen on is generated by a stage of its own
-    assert '"reports/dvc.yaml:unseen_graph" -> "reports/dvc.yaml:split@scalefree"' in dag
+    for name in ablated:  # every row of every graph is a stage, gathered by the graph's summary
+        for row in params["ablation"]["rows"]:
+            stage = f"reports/dvc.yaml:ablate@{name}-{row}"
+            assert f'"{stage}" -> "reports/dvc.yaml:ablate_summary@{name}"' in dag
+        assert f'"reports/dvc.yaml:ablate_summary@{name}" -> "reports/dvc.yaml:report"' in dag
+    # every input of a comparison is code, params.yaml, data/ or a JSON file git keeps: a fresh
+    # clone needs nothing re-run
+    for stage in stages.values():
+        for dep in stage.get("do", stage).get("deps", []):
+            assert dep.split("/")[0] in ("pipeline", "models", "data", "reports"), dep
 
 
 def test_report_shows_a_gpu_sweep(tmp_path):

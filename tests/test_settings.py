@@ -125,3 +125,19 @@ def test_the_schema_defaults_are_the_shipped_values():
             if key in ("space", "datasets", "seeds_per_graph") or name == "ablation":
                 continue
             assert defaults[name][key] == value, f"{name}.{key}: {defaults[name][key]!r} vs {value!r}"
+
+
+def test_train_is_blade_config_plus_the_pipeline_keys():
+    # one source of the model's keys, defaults and limits: models.config.BladeConfig
+    from models.config import BladeConfig
+    from pipeline.settings import TrainSettings
+
+    assert set(TrainSettings.model_fields) - set(BladeConfig.keys()) == {
+        "variants", "use_tuned", "accelerator", "devices", "strategy", "num_nodes"}
+    shipped, model = TrainSettings(), BladeConfig()
+    assert all(getattr(shipped, key) == getattr(model, key) for key in BladeConfig.keys())
+    assert BladeConfig.of(shipped) == model
+    with pytest.raises(ValueError, match="activation must be one of 'relu', 'none', got 'tanh'"):
+        BladeConfig(activation="tanh")
+    with pytest.raises(ValueError, match="dropout must be < 1.0, got 1.5"):
+        BladeConfig(dropout=1.5)

@@ -58,12 +58,12 @@ def test_refit_moves_gamma_by_the_shift_and_the_model_then_scores_what_the_fit_m
     module = fit_variant("blade", graph, NEIGHBOURHOOD, dict(FULL, max_epochs=2), seed=0,
                          checkpoint_dir=None, progress=False, walk_channel=False).module
     scale = float(module.encoder.scale.detach())
-    before = float(module.encoder.prior_weight.detach())
+    before = float(module.encoder.target_prior.weight.detach())
     scores_before = score(*module.embeddings(), scale)
     fit = module.refit_target_prior()
     assert fit["shift"] != 0.0  # this graph's validation edges want another gamma (-2: in-degree hurts)
     assert fit["gamma_before"] == pytest.approx(before)
-    assert float(module.encoder.prior_weight.detach()) == pytest.approx(before + fit["shift"])
+    assert float(module.encoder.target_prior.weight.detach()) == pytest.approx(before + fit["shift"])
     assert module.validation_metrics()["mrr@10"] == pytest.approx(fit["mrr@10"], abs=1e-6)
     assert fit["mrr@10"] >= fit["mrr@10_without"]
     # every score u -> v moved by shift x log(1 + d_in(v)), the same in every query row
@@ -80,5 +80,5 @@ def test_training_refits_the_prior_only_when_asked(graph):
                         seed=0, checkpoint_dir=None, progress=False)
     assert kept.target_prior is None
     assert refit.target_prior is not None
-    assert float(refit.module.encoder.prior_weight.detach()) == pytest.approx(
-        float(kept.module.encoder.prior_weight.detach()) + refit.target_prior["shift"])
+    assert float(refit.module.encoder.target_prior.weight.detach()) == pytest.approx(
+        float(kept.module.encoder.target_prior.weight.detach()) + refit.target_prior["shift"])

@@ -1,10 +1,9 @@
 """A directed graph nobody tuned for: networkx's preferential-attachment digraph (Bollobas et al.),
 4,000 nodes, self-loops and parallel edges dropped (7,188 edges), written as a CSV edge list.
 
-    python docs/experiments/scalefree_graph.py outputs/unseen/scalefree.csv
-    blade compare --dataset scalefree    # compare.datasets.scalefree reads that file
+    python docs/experiments/scalefree_graph.py data/scalefree/scalefree.csv
 
-`dvc repro reports/dvc.yaml` does both (stages unseen_graph, then split@scalefree ...).
+made the bundled copy (data/scalefree/README.md); the same command gives the same bytes.
 """
 import sys
 from pathlib import Path
