@@ -15,28 +15,16 @@ gradient (to 1e-4).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_sparse import timed  # noqa: E402
 from models.batching import aggregation_matrix  # noqa: E402
 from models.encoder import message_edges  # noqa: E402
-
-
-def timed(layer, x: torch.Tensor, repeats: int) -> tuple[float, torch.Tensor, torch.Tensor]:
-    seconds = []
-    for _ in range(repeats):
-        x.grad = None
-        start = time.perf_counter()
-        out = layer(x)
-        out.sum().backward()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), out.detach(), x.grad.detach().clone()
 
 
 def main() -> None:
