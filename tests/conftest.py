@@ -49,6 +49,15 @@ def _isolated_mlflow_uris():
         sys.modules["pipeline.tracking"]._uri_set_here = None
 
 
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """The whole pipeline run once by `dvc repro` on a 12-node digraph (tests/tiny_project.py),
+    shared by the end-to-end modules; a test that changes it works on a copy."""
+    from tests.tiny_project import build_tiny_project
+
+    return build_tiny_project(tmp_path_factory.mktemp("project"))
+
+
 def require(available: bool, what: str) -> None:
     """Skip a test whose system part (a Java runtime, a database server, a GPU) is missing on
     this machine, but fail it under ``CI=true``: CI installs those parts (``.ci/run``), so a

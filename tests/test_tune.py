@@ -17,9 +17,9 @@ from pipeline import study as study_setup
 from pipeline import tune as tune_stage
 from pipeline.train import fit_variant
 from tests.conftest import PROJECT_ROOT
-from tests.test_end_to_end import TINY_EDGES
 from tests.test_train import CONFIG, NEIGHBOURHOOD
 from tests.test_train import graph as graph  # noqa: F401  (fixture)
+from tests.tiny_project import TINY_EDGES
 
 
 def tiny_tune_params(folder) -> dict:
