@@ -10,7 +10,10 @@ w/o LA and w/o B.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -167,15 +170,40 @@ def code_version(row: dict[str, Any]) -> str | None:
     return row.get("git_commit") or row.get("code")
 
 
+CODE_PATHS = ("models", "pipeline")
+
+
+@functools.cache
+def _code_differs(first: str, second: str) -> bool:
+    """Whether ``models/`` or ``pipeline/`` differ between two commits of this repository (an
+    unknown commit, e.g. in a shallow clone, counts as different)."""
+    try:
+        result = subprocess.run(["git", "diff", "--quiet", first, second, "--", *CODE_PATHS],
+                                capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    return result.returncode != 0
+
+
+def same_code(row: dict[str, Any], reference: dict[str, Any]) -> bool:
+    """Whether ``row`` trained with the code ``reference`` trained with: the same version, or two
+    commits between which only results, documents or settings changed."""
+    first, second = code_version(row), code_version(reference)
+    if first == second:
+        return True
+    commits = [value for value in (first, second) if value and re.fullmatch(r"[0-9a-f]{40}", value)]
+    return len(commits) == 2 and not _code_differs(*commits)
+
+
 def seed_differences(ablation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Each row minus ours on the same split, over the main seed and the ``--seeds`` repeats
     (rows trained with other code than that split's ours left out): per row the seeds, the val
     MRR@10 differences and the direction AUC differences."""
     by_seed = {}
     for report in [*ablation.get("repeats", []), ablation]:  # the main table wins a shared seed
-        reference = code_version(report["rows"].get("ours", {}))
+        reference = report["rows"].get("ours", {})
         by_seed[report["seed"]] = {name: row for name, row in report["rows"].items()
-                                   if code_version(row) == reference}
+                                   if same_code(row, reference)}
     out: dict[str, dict[str, Any]] = {}
     for seed, rows in sorted(by_seed.items()):
         ours = rows.get("ours")

@@ -13,13 +13,13 @@ from pipeline.report_stats import (
     ABLATIONS,
     BLADE,
     METRICS,
-    code_version,
     gain_range,
     label,
     mean,
     metric_name,
     paired_difference,
     relative_gain,
+    same_code,
     seed_differences,
     short,
 )
@@ -198,8 +198,7 @@ def ablation_table(ablation: dict[str, Any]) -> list[str]:
     """The rows of one dataset; rows trained with other code than ours are marked."""
     rows = ablation["rows"]
     ours = rows.get("ours", {}).get("best_val_mrr@10")
-    reference = code_version(rows.get("ours", {}))
-    stale = [name for name, row in rows.items() if code_version(row) != reference]
+    stale = [name for name, row in rows.items() if not same_code(row, rows.get("ours", {}))]
     lines = ["| row | changes | val MRR@10 | vs ours | with walk channel | untrained | low-degree val MRR@10 "
              "| val direction AUC | best epoch / epochs | s / epoch | time |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

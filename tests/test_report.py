@@ -253,3 +253,28 @@ def test_readme_headline_is_copied_from_the_report_between_its_markers(tmp_path)
     unmarked = tmp_path / "OTHER.md"
     unmarked.write_text("no markers\n")
     assert not report.update_readme(unmarked, text) and unmarked.read_text() == "no markers\n"
+
+
+def test_rows_of_commits_that_changed_no_code_count_as_the_same_code(tmp_path, monkeypatch):
+    """A commit that only adds results keeps a row's code; one that edits models/ does not."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.py").write_text("x = 1\n")
+    git("add", "-A"), git("commit", "-qm", "code")
+    trained = git("rev-parse", "HEAD")
+    (tmp_path / "results.json").write_text("{}\n")
+    git("add", "-A"), git("commit", "-qm", "results only")
+    results_only = git("rev-parse", "HEAD")
+    (tmp_path / "models" / "m.py").write_text("x = 2\n")
+    git("add", "-A"), git("commit", "-qm", "code changed")
+    code_changed = git("rev-parse", "HEAD")
+    monkeypatch.chdir(tmp_path)
+    ours = {"git_commit": trained}
+    assert report_stats.same_code({"git_commit": results_only}, ours)
+    assert not report_stats.same_code({"git_commit": code_changed}, ours)
+    assert not report_stats.same_code({"git_commit": "f" * 40}, ours)  # not in this repository
+    assert not report_stats.same_code({"code": "2c24b1222dab"}, ours)  # an older row's digest
