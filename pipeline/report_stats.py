@@ -170,13 +170,15 @@ def code_version(row: dict[str, Any]) -> str | None:
     return row.get("git_commit") or row.get("code")
 
 
-CODE_PATHS = ("models", "pipeline")
+# What a trained row depends on: the model and pipeline code, less the report's own files (the
+# report stage alone reads them, so editing them changes no result).
+CODE_PATHS = ("models", "pipeline", ":(exclude)pipeline/report*")
 
 
 @functools.cache
 def _code_differs(first: str, second: str) -> bool:
-    """Whether ``models/`` or ``pipeline/`` differ between two commits of this repository (an
-    unknown commit, e.g. in a shallow clone, counts as different)."""
+    """Whether ``models/`` or ``pipeline/`` (less the report's files) differ between two commits
+    of this repository (an unknown commit, e.g. in a shallow clone, counts as different)."""
     try:
         result = subprocess.run(["git", "diff", "--quiet", first, second, "--", *CODE_PATHS],
                                 capture_output=True, timeout=60)

@@ -256,7 +256,8 @@ def test_readme_headline_is_copied_from_the_report_between_its_markers(tmp_path)
 
 
 def test_rows_of_commits_that_changed_no_code_count_as_the_same_code(tmp_path, monkeypatch):
-    """A commit that only adds results keeps a row's code; one that edits models/ does not."""
+    """A commit that only adds results or edits the report's files keeps a row's code; one that
+    edits models/ does not."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
                               check=True, capture_output=True, text=True).stdout.strip()
@@ -267,7 +268,9 @@ def test_rows_of_commits_that_changed_no_code_count_as_the_same_code(tmp_path, m
     git("add", "-A"), git("commit", "-qm", "code")
     trained = git("rev-parse", "HEAD")
     (tmp_path / "results.json").write_text("{}\n")
-    git("add", "-A"), git("commit", "-qm", "results only")
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "pipeline" / "report_notes.md").write_text("notes\n")  # read by the report only
+    git("add", "-A"), git("commit", "-qm", "results and report notes only")
     results_only = git("rev-parse", "HEAD")
     (tmp_path / "models" / "m.py").write_text("x = 2\n")
     git("add", "-A"), git("commit", "-qm", "code changed")
