@@ -5,7 +5,6 @@ training. Tracking, registry and serving on the same project: test_end_to_end_se
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -115,23 +114,16 @@ def test_a_failed_dvc_repro_keeps_the_previous_outputs(tiny_project: Path, tmp_p
     before = _tree(project, ("outputs/ingest", "metrics/ingest.json", "outputs/degree_stats"))
     assert before
     (project / "data" / "tiny" / "edges.txt").write_text("1 2\n3\n")  # a one-column line
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    failed = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=900)
+    failed = run([sys.executable, "-m", "dvc", "repro"], project, check=False)
     assert failed.returncode != 0
     assert "expected 2 whitespace-separated columns" in failed.stdout + failed.stderr
     assert _tree(project, ("outputs/ingest", "metrics/ingest.json", "outputs/degree_stats")) == before
 
 
 def _train_process(project: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    for variable in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        env.pop(variable, None)
-    env.update(extra_env or {})
     command = ["blade", "train", "--set", "train.variants=[blade]", "--set", "train.max_epochs=4",
                "--set", "train.early_stopping_patience=10"]
-    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    return run(command, project, extra_env, check=False)
 
 
 def test_a_killed_training_resumes_at_the_next_epoch_and_ends_with_the_same_model(tiny_project, tmp_path):
