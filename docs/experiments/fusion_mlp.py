@@ -17,6 +17,7 @@ The learned ones use a listwise softmax and stop early on a fifth of their fitti
 Run from the repository root after `blade ingest`, `blade degree-stats` and `blade train`:
     python docs/experiments/fusion_mlp.py [EMBEDDINGS.pt [GROUP ...]]
 GROUP: linear, all, few, few-parts, few-small, few-all-nodes (default: every group).
+few-all-nodes scores every node for every query: on amazon0302 over 40 minutes a seed on one core.
 Validation edges only (training's 5,000-edge sample); docs/decisions.md has what it printed.
 """
 import sys
