@@ -307,6 +307,29 @@ def item_knn_scores(edge_index: torch.Tensor, num_nodes: int, shrink: float,
     return ItemKnn(edge_index, num_nodes, shrink, symmetric)
 
 
+# A training-free recommender tuned on validation: a builder of its settings and its grid.
+WalkFamily = tuple[Callable[..., SparseRecommender], list[dict[str, Any]]]
+
+
+def walk_families(edge_index: torch.Tensor, num_nodes: int, step_weights: Sequence[Sequence[float]],
+                  rp3beta_alpha: Sequence[float], rp3beta_beta: Sequence[float]) -> dict[str, WalkFamily]:
+    """The four walks, each with the grid it is tuned on: ``walk`` and ``walk_directed`` (the
+    truncated walk on A + A^T and on A, one grid point per step-weight vector), ``rp3beta`` and
+    ``rp3beta_directed`` (RP3beta on A + A^T and on A, alpha x beta). The shipped baselines and
+    BLADE's walk channel (:func:`models.walk_channel.choose_walk_channel`) both draw from these,
+    so the channel's walk is the one the baseline of the same name would pick."""
+    walks = [{"weights": tuple(float(w) for w in weights)} for weights in step_weights]
+    rp3 = [{"alpha": float(a), "beta": float(b)} for a in rp3beta_alpha for b in rp3beta_beta]
+    def walk(symmetric: bool) -> Callable[..., SparseRecommender]:
+        return lambda weights: walk_scores(edge_index, num_nodes, weights, symmetric)
+
+    def rp3beta(symmetric: bool) -> Callable[..., SparseRecommender]:
+        return lambda alpha, beta: rp3beta_scores(edge_index, num_nodes, alpha, beta, symmetric)
+
+    return {"walk": (walk(True), walks), "walk_directed": (walk(False), walks),
+            "rp3beta": (rp3beta(True), rp3), "rp3beta_directed": (rp3beta(False), rp3)}
+
+
 def choose_on_validation(build: Callable[..., ScoreFn], grid: Sequence[dict[str, Any]],
                          edges: torch.Tensor, exclude_indptr: torch.Tensor,
                          exclude_indices: torch.Tensor, num_nodes: int,
@@ -330,6 +353,6 @@ def choose_on_validation(build: Callable[..., ScoreFn], grid: Sequence[dict[str,
     return best, tried
 
 
-__all__ = ["ItemKnn", "SparseRecommender", "binary_adjacency", "choose_on_validation",
+__all__ = ["ItemKnn", "SparseRecommender", "WalkFamily", "binary_adjacency", "choose_on_validation",
            "cooccurrence_scores", "item_knn_scores", "popularity_fallback", "popularity_scores",
-           "rp3beta_scores", "transition_matrix", "walk_scores"]
+           "rp3beta_scores", "transition_matrix", "walk_families", "walk_scores"]

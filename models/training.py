@@ -38,7 +38,7 @@ from models.pair_metrics import one_way_mask, uniform_non_edges
 from models.power_law import adaptive_sizes
 from models.sampler import NeighbourhoodSampler
 from models.variants import Variant
-from models.walk_channel import WalkChannel, choose_walk_channel, with_walk_channel
+from models.walk_channel import WalkChannel, WalkSearch, choose_walk_channel, with_walk_channel
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +184,13 @@ def train_loader(module: FullGraphLinkPrediction) -> DataLoader:
 
 
 def fit_after_training(
-    module: LinkPredictionModule, *, refit_target_prior: bool, walk_channel: bool,
+    module: LinkPredictionModule, *, refit_target_prior: bool, walk_channel: WalkSearch | None,
     calibrate_direction: bool, label: str = "",
 ) -> tuple[Any, WalkChannel | None, Any, Any]:
     """What is fitted on the validation edges once the weights are final, in this order: the
     target prior's weight (:func:`models.target_prior.fit_target_prior`), the walk channel
-    (which walk, lambda, epsilon: :func:`models.walk_channel.choose_walk_channel`) and the
+    (which of ``walk_channel``'s walks, lambda, epsilon:
+    :func:`models.walk_channel.choose_walk_channel`; None: no channel) and the
     source prior's direction calibration with that channel (:mod:`models.direction`).
 
     Returns ``(target prior fit, walk channel, walk fit, direction fit)``, None where not fitted.
@@ -200,15 +201,15 @@ def fit_after_training(
                  prior_fit["gamma_before"], prior_fit["gamma"], prior_fit["mrr@10_without"],
                  prior_fit["mrr@10"])
     walk, walk_fit = None, None
-    if walk_channel and module.validation is not None:
+    if walk_channel is not None and module.validation is not None:
         source, target = module.embeddings()
         scale = float(module.encoder.scale.detach())
         validation = module.validation
         walk, walk_fit = choose_walk_channel(
-            lambda queries: embedding_score(source[queries], target, scale), module.train_edges,
-            module.num_nodes, validation.edges, validation.exclude_indptr, validation.exclude_indices)
-        log.info("%s walk channel: %s walk, lambda %g, epsilon %g: validation MRR@10 %.4f -> %.4f",
-                 label, walk_fit["walk"], walk_fit["weight"], walk_fit["floor"],
+            lambda queries: embedding_score(source[queries], target, scale), module.num_nodes,
+            validation.edges, validation.exclude_indptr, validation.exclude_indices, walk_channel)
+        log.info("%s walk channel: %s walk %s, lambda %g, epsilon %g: validation MRR@10 %.4f -> %.4f",
+                 label, walk_fit["walk"], walk_fit.get("settings", {}), walk_fit["weight"], walk_fit["floor"],
                  walk_fit["val_mrr@10_without"], walk_fit["val_mrr@10"])
     direction = None
     if calibrate_direction:

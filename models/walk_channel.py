@@ -11,8 +11,11 @@ of experts:
         + \\lambda \\log\\Bigl(1 + \\frac{W_{qx}}{\\varepsilon}\\Bigr),
     \\qquad W = w_1 P + w_2 P^2 + w_3 P^3
 
-with P the row-normalised A + A^T of the training graph (:func:`models.baselines.walk_scores`).
-Only the ``width`` largest entries of each row of W are kept (``[N, width]`` index and value
+with P the row-normalised A + A^T of the training graph (:func:`models.baselines.walk_scores`),
+or another of the shipped walks: :func:`choose_walk_channel` tries each walk the baselines
+offer (the walk and RP3beta, on A + A^T and on A), at the grid point its baseline would pick,
+and keeps the one that adds most to the embeddings on validation edges. Only the ``width``
+largest entries of each row of W are kept (``[N, width]`` index and value
 tables, what the ONNX scorer carries); the rest add 0, so where the walk knows nothing the
 embeddings alone rank. lambda and epsilon are chosen after training on validation edges
 (:func:`fit_walk_channel`), lambda = 0 among the candidates, so the channel never lowers the
@@ -35,24 +38,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.baselines import SparseRecommender, rp3beta_scores, walk_scores
+from models.baselines import SparseRecommender, WalkFamily, choose_on_validation, walk_scores
 from models.metrics import ScoreFn
 
 # lambda and epsilon tried by fit_walk_channel. epsilon is relative to the walk's scale: W's
 # rows sum to sum(weights); 1e-4 of that is "any walk evidence counts", 1e-1 "only strong".
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 FLOOR_GRID = (1e-3, 1e-2, 1e-1, 1.0)
-# The walks a channel may use, each tried on validation edges: on A + A^T (a training edge
-# v -> q is one step from q) and on A (paths along the edges only, for graphs where the reverse
-# edge is rare), as the plain 3-step walk and as RP3beta (alpha 0.5: each step's probability
-# raised to 0.5, which favours paths through rare products). Walk steps weighted 1, 3, 3: later
-# steps reach products the first step does not (docs/decisions.md has the grid's results).
-WALKS: dict[str, Callable[[Tensor, int], SparseRecommender]] = {
-    "walk on A + A^T": lambda edges, nodes: walk_scores(edges, nodes, (1.0, 3.0, 3.0), symmetric=True),
-    "walk on A": lambda edges, nodes: walk_scores(edges, nodes, (1.0, 3.0, 3.0), symmetric=False),
-    "RP3beta on A + A^T": lambda edges, nodes: rp3beta_scores(edges, nodes, 0.5, 0.0, symmetric=True),
-    "RP3beta on A": lambda edges, nodes: rp3beta_scores(edges, nodes, 0.5, 0.0, symmetric=False),
-}
+# The walks a channel may use come from the caller (:func:`models.baselines.walk_families`: the
+# walk and RP3beta, on A + A^T, where a training edge v -> q is one step from q, and on A, for
+# graphs where the reverse edge is rare), each with the grid the baseline of the same name is
+# tuned on; each walk takes the grid point that ranks the validation edges best on its own.
 TABLE_WIDTH = 32  # entries per node: about the number a sparse product graph's 3-step rows hold
 
 
@@ -218,23 +214,38 @@ def fit_walk_channel(rows: ScoreFn, table: WalkTable, edges: Tensor, exclude_ind
             "mrr@10_without": without, "grid": grid}
 
 
-def choose_walk_channel(rows: ScoreFn, edge_index: Tensor, num_nodes: int, edges: Tensor,
-                        exclude_indptr: Tensor, exclude_indices: Tensor,
-                        walks: dict[str, Callable[[Tensor, int], SparseRecommender]] | None = None,
+@dataclass
+class WalkSearch:
+    """What :func:`choose_walk_channel` may use: named walks, each with its grid
+    (:data:`models.baselines.WalkFamily`), and how many of the validation edges choose a walk's
+    grid point (the first ``choice_edges``; None: all). With the baselines' grids and their count
+    of validation edges, each walk is the one its baseline picks."""
+
+    walks: dict[str, WalkFamily]
+    choice_edges: int | None = None
+
+
+def choose_walk_channel(rows: ScoreFn, num_nodes: int, edges: Tensor, exclude_indptr: Tensor,
+                        exclude_indices: Tensor, search: WalkSearch,
                         width: int = TABLE_WIDTH) -> tuple[WalkChannel | None, dict[str, object]]:
-    """The best of :data:`WALKS` (each with its fitted lambda, epsilon) on validation ``edges``.
+    """The best walk of ``search`` (each at its grid point with the best validation MRR@10 on its
+    own, then with its fitted lambda, epsilon) on validation ``edges``.
 
     Returns ``(channel or None, report)``: None when no walk beats the embeddings alone
-    (lambda 0 chosen everywhere). ``report``: ``{"walk", "weight", "floor", "val_mrr@10",
-    "val_mrr@10_without", "tried": {walk: mrr}}``.
+    (lambda 0 chosen everywhere). ``report``: ``{"walk", "settings", "weight", "floor",
+    "val_mrr@10", "val_mrr@10_without", "tried": {walk: mrr}}``.
     """
     best_channel, report, tried = None, None, {}
-    for name, build in (walks or WALKS).items():
-        table = top_table(build(edge_index, num_nodes), num_nodes, width)
+    for name, (build, grid) in search.walks.items():
+        chosen = dict(grid[0])
+        if len(grid) > 1:
+            chosen, _ = choose_on_validation(build, grid, edges[:, :search.choice_edges], exclude_indptr,
+                                             exclude_indices, num_nodes)
+        table = top_table(build(**chosen), num_nodes, width)
         fit = fit_walk_channel(rows, table, edges, exclude_indptr, exclude_indices)
         tried[name] = fit["mrr@10"]
         if report is None or fit["mrr@10"] > report["val_mrr@10"] + 1e-9:
-            report = {"walk": name, "weight": fit["weight"], "floor": fit["floor"],
+            report = {"walk": name, "settings": chosen, "weight": fit["weight"], "floor": fit["floor"],
                       "val_mrr@10": fit["mrr@10"], "val_mrr@10_without": fit["mrr@10_without"]}
             best_channel = WalkChannel(table.index, table.value, fit["weight"], fit["floor"])
     report["tried"] = tried
@@ -266,6 +277,6 @@ def _later_duplicates(ids: Tensor) -> Tensor:
     return out
 
 
-__all__ = ["FLOOR_GRID", "TABLE_WIDTH", "WALKS", "WEIGHT_GRID", "WalkChannel", "WalkTable",
+__all__ = ["FLOOR_GRID", "TABLE_WIDTH", "WEIGHT_GRID", "WalkChannel", "WalkSearch", "WalkTable",
            "choose_walk_channel", "fit_walk_channel", "top_table",
            "pair_bonus", "top_walk_table", "with_walk_channel"]

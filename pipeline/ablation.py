@@ -142,7 +142,8 @@ def train_row(params: dict[str, Any], rows: dict[str, Any], row_name: str, graph
     log.info("ablate: %s: %s %s", row_name, variant, rows[row_name] or "(params.yaml)")
     low_degree_max = int(params["evaluate"]["low_degree_max"])
     started = time.perf_counter()
-    result = fit_variant(variant, graph, row["neighbourhood"], row["train"], seed, None, progress=False)
+    result = fit_variant(variant, graph, row["neighbourhood"], row["train"], seed, None, progress=False,
+                         baselines=params["evaluate"]["baselines"])
     low = trained_scores(graph, result.module, low_degree_max, result.walk_channel)
     finished = {
         "variant": variant, "overrides": rows[row_name], "seed": seed,

@@ -238,7 +238,8 @@ def evaluate_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], vari
         log.info("compare %s seed %d: training %s (%s values)", name, seed, variant,
                  "tuned" if chosen is tuned_params and tuned else "params.yaml")
         started_ms = int(time.time() * 1000)
-        result = fit_variant(variant, graph, chosen["neighbourhood"], chosen["train"], seed, None)
+        result = fit_variant(variant, graph, chosen["neighbourhood"], chosen["train"], seed, None,
+                             baselines=params["evaluate"]["baselines"])
         save_embeddings(train_dir / variant / "embeddings.pt", result, variant)
         trained[variant] = {"started_ms": started_ms, "epochs": result.epochs,
                             "seconds": round(result.seconds, 1),

@@ -27,8 +27,7 @@ from models.baselines import (
     cooccurrence_scores,
     item_knn_scores,
     popularity_scores,
-    rp3beta_scores,
-    walk_scores,
+    walk_families,
 )
 from models.direction import calibrate_pairs
 from models.evaluation import SUBSETS, EvaluationSet, evaluate_scorer, low_degree_metrics, saved_scorers
@@ -77,14 +76,7 @@ def baseline_candidates(graph: SplitGraph,
                         config: BaselineSettings) -> dict[str, tuple[Callable, list[dict]]]:
     """Each training-free recommender: a builder and its grid (``evaluate.baselines``)."""
     edges, nodes = graph.train, graph.num_nodes
-    rp3 = [{"alpha": a, "beta": b} for a in config.rp3beta_alpha for b in config.rp3beta_beta]
-    walks = [{"weights": tuple(w)} for w in config.walk_weights]
-    return {
-        "walk": (lambda weights: walk_scores(edges, nodes, weights, symmetric=True), walks),
-        "walk_directed": (lambda weights: walk_scores(edges, nodes, weights, symmetric=False), walks),
-        "rp3beta": (lambda alpha, beta: rp3beta_scores(edges, nodes, alpha, beta, symmetric=True), rp3),
-        "rp3beta_directed": (lambda alpha, beta: rp3beta_scores(edges, nodes, alpha, beta, symmetric=False),
-                             rp3),
+    return walk_families(edges, nodes, config.walk_weights, config.rp3beta_alpha, config.rp3beta_beta) | {
         "item_knn": (lambda shrink: item_knn_scores(edges, nodes, shrink),
                      [{"shrink": h} for h in config.item_knn_shrink]),
     }

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from models.module import LinkPredictionModule
 from models.training import MONITOR, fit_after_training, train_loader
-from models.walk_channel import WalkChannel
+from models.walk_channel import WalkChannel, WalkSearch
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,14 @@ def fit_module(
     logger: Any = False,
     progress: bool = True,
     label: str = "",
-    walk_channel: bool = False,
+    walk_channel: WalkSearch | None = None,
     refit_target_prior: bool = False,
 ) -> FitResult:
     """Fit ``module`` until early stopping (``config.early_stopping_patience`` epochs without a
     better validation MRR@10) or ``config.max_epochs``, on ``config.accelerator`` /
     ``config.devices``; then, with ``refit_target_prior``, refit the target prior's weight to
     the validation ranking (:func:`models.target_prior.fit_target_prior`), with
-    ``walk_channel`` fit the walk channel (which walk, lambda, epsilon:
+    ``walk_channel`` fit the walk channel (which of its walks, lambda, epsilon:
     :func:`models.walk_channel.choose_walk_channel`) on the validation edges, and with
     ``config.calibrate_direction`` refit the source prior to the scores with that channel.
 

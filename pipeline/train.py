@@ -31,16 +31,18 @@ import pytorch_lightning as pl
 import torch
 
 from models import training
+from models.baselines import walk_families
 from models.module import LinkPredictionModule, TrainingDivergedError
 from models.sampler import NeighbourhoodSampler
 from models.training import MONITOR  # noqa: F401 (for the stages)
 from models.variants import Variant, get_variant
+from models.walk_channel import WalkSearch
 from pipeline import provenance, tracking
 from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, with_values
 from pipeline.degree_stats import with_power_law
 from pipeline.fitting import FINISHED_FILE, FitResult, fit_module
-from pipeline.settings import NeighbourhoodSettings, TrainSettings, as_settings, typed
+from pipeline.settings import BaselineSettings, NeighbourhoodSettings, TrainSettings, as_settings, typed
 from pipeline.storage import atomic_directory, atomic_path, whole_outputs, write_json
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,14 @@ def fit_variant(
     logger: Any = False,
     progress: bool = True,
     walk_channel: bool = True,
+    baselines: BaselineSettings | dict[str, Any] | None = None,
 ) -> FitResult:
     """Train one variant (:func:`pipeline.fitting.fit_module`); resume from
     ``checkpoint_dir/last.ckpt`` if it has the same fingerprint of settings, seed and graph.
     The walk channel is fitted when ``walk_channel``, ``train.walk_channel`` and the variant has
-    one (tuning trials pass False: their objective is the embeddings' validation MRR@10)."""
+    one (tuning trials pass False: their objective is the embeddings' validation MRR@10), from
+    the walks of ``baselines`` (``evaluate.baselines``; None: the schema's defaults) at the grid
+    points those baselines pick (:func:`channel_walks`)."""
     variant = get_variant(variant_name)
     config = as_settings(config, TrainSettings)
     neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
@@ -102,10 +107,26 @@ def fit_variant(
     model_settings = config.model_dump(exclude={"variants", "use_tuned", "val_queries"})
     stamp = fingerprint(variant_name, neighbourhood.model_dump(), model_settings,
                         seed, graph.num_nodes, int(graph.train.shape[1]), int(graph.train.sum()))
+    with_channel = walk_channel and config.walk_channel and variant.walk_channel
     return fit_module(module, config, checkpoint_dir, stamp, callbacks, logger, progress,
                       label=variant_name,
-                      walk_channel=walk_channel and config.walk_channel and variant.walk_channel,
+                      walk_channel=channel_walks(graph, baselines) if with_channel else None,
                       refit_target_prior=walk_channel and config.refit_target_prior)
+
+
+# The walk channel's candidates: the walk baselines, by the names the report gives them.
+CHANNEL_WALKS = {"walk on A + A^T": "walk", "walk on A": "walk_directed", "RP3beta on A + A^T": "rp3beta",
+                 "RP3beta on A": "rp3beta_directed"}
+
+
+def channel_walks(graph: SplitGraph, baselines: BaselineSettings | dict[str, Any] | None) -> WalkSearch:
+    """The walks BLADE's channel may use: the shipped walk baselines with their grids, each grid
+    point chosen on the baselines' share of the validation edges (``val_queries``, the first of
+    the same seeded sample), so the channel's walk is never weaker than its baseline's."""
+    config = as_settings(baselines if baselines is not None else {}, BaselineSettings)
+    families = walk_families(graph.train, graph.num_nodes, config.walk_weights, config.rp3beta_alpha,
+                             config.rp3beta_beta)
+    return WalkSearch({name: families[key] for name, key in CHANNEL_WALKS.items()}, config.val_queries)
 
 
 def save_embeddings(path: Path, result: FitResult, variant: str) -> None:
@@ -169,7 +190,8 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
         # fits in the same order (their collective operations need every rank) and writes
         # nothing: outputs, checkpoints, metrics and MLflow runs are rank 0's.
         for name in config.variants:
-            fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name, progress=False)
+            fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name, progress=False,
+                        baselines=settings.evaluate.baselines)
         return {}
     client = tracking.client()
     experiment_id = tracking.experiment_id(client, settings.mlflow.experiment)
@@ -197,7 +219,8 @@ def main(params: dict[str, Any]) -> dict[str, Any]:
                     tracking.copy_curves(client, study["mlflow_run_id"], run_id)
             try:
                 result = fit_variant(name, graph, neighbourhood, config, seed, CHECKPOINT_DIR / name,
-                                     callbacks=[tracking.EpochMetricsLogger(client, run_id)])
+                                     callbacks=[tracking.EpochMetricsLogger(client, run_id)],
+                                     baselines=settings.evaluate.baselines)
             except TrainingDivergedError as error:
                 client.set_terminated(run_id, "FAILED")
                 raise ConfigError(f"train {name}: {error}") from error

@@ -92,3 +92,30 @@ def test_fit_turns_the_channel_on_only_when_the_walk_helps():
     right = torch.zeros(N, N)
     right[3, 1] = right[4, 3] = 9.0
     assert fit_walk_channel(lambda q: right[q], table, edges, indptr, indices, depth=N)["weight"] == 0.0
+
+
+def test_channel_takes_each_walk_at_the_grid_point_its_baseline_picks():
+    from models.baselines import choose_on_validation, walk_families
+    from models.walk_channel import WalkSearch, choose_walk_channel
+
+    indptr, indices = out_neighbour_csr(TRAIN, N)
+    edges = torch.tensor([[3, 4], [1, 3]])  # reverse edges: 1 -> 3 and 3 -> 4 are training edges
+    # On A + A^T, P alone (weights (1,)): 4's only neighbour is 3 (rank 1); 3's are 1, 2, 4 at 1/3,
+    # 4 filtered, so 1 ties with 2 (mid-rank 1.5): MRR@10 (1 + 2/3) / 2 = 0.8333.
+    # P^2 alone (weights (0, 1)): from 4, 1 and 2 at 1/3 come before 3 (rank 3); from 3,
+    # P^2[3] = [2/9, 1/9, 1/9, 5/9, 0], so 0 comes first and 1 ties with 2 (mid-rank 2.5):
+    # MRR@10 (1/3 + 2/5) / 2 = 0.3667. The baseline and the channel both take weights (1,).
+    build, _ = walk_families(TRAIN, N, [(1,)], [0.5], [0.0])["walk"]
+    grid = [{"weights": (0.0, 1.0)}, {"weights": (1.0,)}]
+    chosen, tried = choose_on_validation(build, grid, edges, indptr, indices, N)
+    assert [point["val_mrr@10"] for point in tried] == pytest.approx([0.36667, 0.83333], abs=1e-5)
+    assert chosen == {"weights": (1.0,)}
+    embeddings = torch.zeros(N, N)
+    embeddings[3, 0] = embeddings[4, 0] = 5.0  # node 0 first for both queries: both targets rank 2
+    embeddings[3, 1] = 0.1  # and 1 just above 2, so with the walk's bonus both targets rank 1
+    channel, report = choose_walk_channel(lambda q: embeddings[q], N, edges, indptr, indices,
+                                          WalkSearch({"walk on A + A^T": (build, grid)}))
+    assert report["walk"] == "walk on A + A^T" and report["settings"] == {"weights": (1.0,)}
+    assert report["val_mrr@10_without"] == 0.5 and report["weight"] > 0 and report["val_mrr@10"] == 1.0
+    # its table is the one-step walk's: node 4's first entry is 3
+    assert channel.index[4, 0].item() == 3

@@ -10,11 +10,12 @@ Validation edges only (training's 5,000-edge sample); docs/decisions.md has what
 import sys
 
 import torch
+from fixed_walks import WALKS
 
 from models.encoder import score as embedding_score
 from models.graph import reverse_exists
 from models.training import validation_set
-from models.walk_channel import WALKS, fit_walk_channel, top_table
+from models.walk_channel import fit_walk_channel, top_table
 from pipeline.artifacts import load_split_graph
 
 torch.set_num_threads(2)

@@ -8,13 +8,14 @@ Validation edges only (training's 5,000-edge sample); docs/decisions.md has what
 import time
 
 import torch
+from fixed_walks import WALKS
 
 from models.baselines import item_knn_scores, walk_scores
 from models.encoder import score as embedding_score
 from models.graph import in_out_degrees
 from models.pair_metrics import direction_auc, global_link_metrics
 from models.training import validation_set
-from models.walk_channel import WALKS, WalkChannel, fit_walk_channel, pair_bonus, top_table, with_walk_channel
+from models.walk_channel import WalkChannel, fit_walk_channel, pair_bonus, top_table, with_walk_channel
 from pipeline.artifacts import load_split_graph
 
 torch.set_num_threads(2)
