@@ -320,6 +320,7 @@ def walk_families(edge_index: torch.Tensor, num_nodes: int, step_weights: Sequen
     so the channel's walk is the one the baseline of the same name would pick."""
     walks = [{"weights": tuple(float(w) for w in weights)} for weights in step_weights]
     rp3 = [{"alpha": float(a), "beta": float(b)} for a in rp3beta_alpha for b in rp3beta_beta]
+
     def walk(symmetric: bool) -> Callable[..., SparseRecommender]:
         return lambda weights: walk_scores(edge_index, num_nodes, weights, symmetric)
 

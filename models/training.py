@@ -209,7 +209,7 @@ def fit_after_training(
             lambda queries: embedding_score(source[queries], target, scale), module.num_nodes,
             validation.edges, validation.exclude_indptr, validation.exclude_indices, walk_channel)
         log.info("%s walk channel: %s walk %s, lambda %g, epsilon %g: validation MRR@10 %.4f -> %.4f",
-                 label, walk_fit["walk"], walk_fit.get("settings", {}), walk_fit["weight"], walk_fit["floor"],
+                 label, walk_fit["walk"], walk_fit["settings"], walk_fit["weight"], walk_fit["floor"],
                  walk_fit["val_mrr@10_without"], walk_fit["val_mrr@10"])
     direction = None
     if calibrate_direction:

@@ -43,7 +43,11 @@ from models.metrics import ScoreFn
 
 # lambda and epsilon tried by fit_walk_channel. epsilon is relative to the walk's scale: W's
 # rows sum to sum(weights); 1e-4 of that is "any walk evidence counts", 1e-1 "only strong".
-WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+# lambda is in the embedding score's units, whose spread within a row the learned scale and
+# target prior set and which differs several-fold between initialisations of one graph; the
+# top of the grid lets the walk order its own table whatever that spread (the embeddings then
+# break its ties and rank the rest), so the channel is not below its walk on validation.
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 128.0, 512.0, 2048.0, 8192.0)
 FLOOR_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 # The walks a channel may use come from the caller (:func:`models.baselines.walk_families`: the
 # walk and RP3beta, on A + A^T, where a training edge v -> q is one step from q, and on A, for

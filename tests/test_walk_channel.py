@@ -88,6 +88,12 @@ def test_fit_turns_the_channel_on_only_when_the_walk_helps():
                           [5.0, 0.0, 0.0, 0, 0], [5.0, 0.0, 0.0, 0.0, 0]])
     fit = fit_walk_channel(lambda q: wrong[q], table, edges, indptr, indices, depth=N)
     assert fit["weight"] > 0 and fit["mrr@10"] == 1.0 and fit["mrr@10_without"] == 0.5
+    # the same when the rows' wrong preference is large (1,000): the grid reaches a lambda at
+    # which the walk orders its table; a grid that stopped at 32 could not (32 log(1 + 2 / 1e-3)
+    # is about 243, and MRR@10 stayed 0.5)
+    far = wrong * 200
+    fit = fit_walk_channel(lambda q: far[q], table, edges, indptr, indices, depth=N)
+    assert fit["weight"] >= 128 and fit["mrr@10"] == 1.0
     # rows that already rank the targets first: the channel stays off (lambda 0 wins the tie)
     right = torch.zeros(N, N)
     right[3, 1] = right[4, 3] = 9.0

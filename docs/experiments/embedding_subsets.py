@@ -10,7 +10,7 @@ Validation edges only (training's 5,000-edge sample); docs/decisions.md has what
 import sys
 
 import torch
-from fixed_walks import WALKS
+from fixed_walks import WALKS, WEIGHT_GRID
 
 from models.encoder import score as embedding_score
 from models.graph import reverse_exists
@@ -27,7 +27,7 @@ val = validation_set(graph, 5000, 42)
 rows = lambda q: embedding_score(source[q], target, scale)  # noqa: E731
 table = top_table(WALKS["walk on A + A^T"](graph.train, graph.num_nodes), graph.num_nodes, 32)
 reverse_in_training = reverse_exists(val.edges, graph.train, graph.num_nodes)
-whole = fit_walk_channel(rows, table, val.edges, val.exclude_indptr, val.exclude_indices)
+whole = fit_walk_channel(rows, table, val.edges, val.exclude_indptr, val.exclude_indices, weights=WEIGHT_GRID)
 weight, floor = whole["weight"], whole["floor"]
 alone, fused = {}, {}
 subsets = {"all": torch.ones_like(reverse_in_training), "reverse in training": reverse_in_training,

@@ -8,7 +8,7 @@ Validation edges only (training's 5,000-edge sample); docs/decisions.md has what
 import time
 
 import torch
-from fixed_walks import WALKS
+from fixed_walks import WALKS, WEIGHT_GRID
 
 from models.baselines import item_knn_scores, walk_scores
 from models.encoder import score as embedding_score
@@ -48,7 +48,7 @@ for round_ in range(3):
     for name, table in tables.items():
         if name in [c[0] for c in chosen]: continue
         t0 = time.time()
-        fit = fit_walk_channel(rows, table, val.edges, val.exclude_indptr, val.exclude_indices)
+        fit = fit_walk_channel(rows, table, val.edges, val.exclude_indptr, val.exclude_indices, weights=WEIGHT_GRID)
         results[name] = fit
         ch = WalkChannel(table.index, table.value, fit["weight"], fit["floor"])
         p = lambda u, v, ch=ch: pairs(u, v) + pair_bonus(ch, u, v)

@@ -31,8 +31,10 @@ from models.baselines import item_knn_scores, rp3beta_scores, walk_scores
 from models.encoder import score as embedding_score
 from models.graph import in_out_degrees, reverse_exists
 from models.training import validation_set
-from models.walk_channel import FLOOR_GRID, WEIGHT_GRID, _exclude, _later_duplicates, top_table
+from models.walk_channel import FLOOR_GRID, _exclude, _later_duplicates, top_table
 from pipeline.artifacts import load_split_graph
+
+WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)  # the channel's grid until 2026-12-07
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -7,7 +7,7 @@ Run from the repository root after `make run` (or `blade train`) on amazon0302, 
 Validation edges only (training's 5,000-edge sample); docs/decisions.md has what it printed.
 """
 import torch
-from fixed_walks import WALKS
+from fixed_walks import WALKS, WEIGHT_GRID
 
 from models.encoder import score as embedding_score
 from models.graph import reverse_exists
@@ -33,7 +33,7 @@ groups = {"no open reverse": open_reverse[queries] == 0, "open reverse": open_re
 
 
 def fit(mask):
-    return fit_walk_channel(rows, table, val.edges[:, mask], val.exclude_indptr, val.exclude_indices)
+    return fit_walk_channel(rows, table, val.edges[:, mask], val.exclude_indptr, val.exclude_indices, weights=WEIGHT_GRID)
 
 
 whole = fit(torch.ones_like(queries, dtype=torch.bool))
