@@ -42,8 +42,9 @@ def report(label: str, source: torch.Tensor, target: torch.Tensor) -> None:
                            validation.exclude_indices, graph.num_nodes)
     alone = ranking_metrics(ranks, (10,))["mrr@10"]
     started = time.time()
+    search = channel_walks(graph, settings.evaluate.baselines)
     _, fused = choose_walk_channel(scorer, graph.num_nodes, edges, validation.exclude_indptr,
-                                   validation.exclude_indices, channel_walks(graph, settings.evaluate.baselines))
+                                   validation.exclude_indices, search)
     print(f"{label}: embeddings alone {alone:.4f}; with the channel {fused} ({time.time() - started:.0f} s)",
           flush=True)
 
