@@ -31,10 +31,13 @@ Typical use::
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
@@ -46,7 +49,7 @@ from models.metrics import ScoreFn
 # lambda is in the embedding score's units, whose spread within a row the learned scale and
 # target prior set and which differs several-fold between initialisations of one graph; the
 # top of the grid lets the walk order its own table whatever that spread (the embeddings then
-# break its ties and rank the rest), so the channel is not below its walk on validation.
+# break its ties and rank the rest), so the channel comes to about its walk's validation score.
 WEIGHT_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 128.0, 512.0, 2048.0, 8192.0)
 FLOOR_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 # The walks a channel may use come from the caller (:func:`models.baselines.walk_families`: the
@@ -54,6 +57,10 @@ FLOOR_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 # graphs where the reverse edge is rare), each with the grid the baseline of the same name is
 # tuned on; each walk takes the grid point that ranks the validation edges best on its own.
 TABLE_WIDTH = 32  # entries per node: about the number a sparse product graph's 3-step rows hold
+# Walk entries one chunk of table rows may hold (about 0.3 GB with their ids and row numbers).
+# A 3-step walk on a graph with hubs reaches most nodes from every node, so a chunk takes as
+# many rows as fit at the previous chunk's density, at most ``chunk_size``.
+CHUNK_ENTRIES = 1 << 24
 
 
 @dataclass
@@ -96,21 +103,22 @@ class WalkChannel:
 
 
 def top_table(recommender: SparseRecommender, num_nodes: int, width: int, chunk_size: int = 4096,
-              progress: Callable[[int], object] | None = None) -> WalkTable:
+              progress: Callable[[int], object] | None = None,
+              chunk_entries: int = CHUNK_ENTRIES) -> WalkTable:
     """The largest ``width`` entries of every row of a training-free recommender's raw scores
     (:class:`models.baselines.SparseRecommender`), computed in chunks of sparse products, so the
     full matrix is never materialised. A node's own entry (the walk's return) is left out: it is
-    never a recommendation. Values are divided by the mean over nodes of their largest entry, so
-    epsilon means the same on every graph and for every walk."""
+    never a recommendation. Ties keep the smaller node id. Values are divided by the mean over
+    nodes of their largest entry, so epsilon means the same on every graph and for every walk."""
     if width < 1:
         raise ValueError(f"walk channel width must be >= 1, got {width}")
     index = torch.arange(num_nodes).reshape(-1, 1).repeat(1, width)
     value = torch.zeros(num_nodes, width, dtype=torch.float32)
-    for start in range(0, num_nodes, chunk_size):
-        nodes = np.arange(start, min(start + chunk_size, num_nodes))
-        coo = recommender.raw_rows(nodes).tocoo()
-        keep = (coo.col != nodes[coo.row]) & (coo.data > 0)  # not the walk back to the query
-        row, col, data = coo.row[keep], coo.col[keep], coo.data[keep]
+    start, rows = 0, min(chunk_size, 64)
+    while start < num_nodes:
+        nodes = np.arange(start, min(start + rows, num_nodes))
+        block = recommender.raw_rows(nodes)
+        row, col, data = _row_top(block, nodes, width)
         order = np.lexsort((col, -data, row))  # by row, largest value first, ties by id
         row, col, data = row[order], col[order], data[order]
         first = np.searchsorted(row, np.arange(nodes.size))
@@ -122,10 +130,35 @@ def top_table(recommender: SparseRecommender, num_nodes: int, width: int, chunk_
         value[target_rows, target_slots] = torch.from_numpy(data[top].astype(np.float32))
         if progress is not None:
             progress(int(nodes[-1]) + 1)
+        start += nodes.size
+        rows = int(np.clip(chunk_entries * nodes.size // max(block.nnz, 1), 1, chunk_size))
     reached = value[:, 0] > 0
     if reached.any():
         value /= value[reached, 0].mean()
     return WalkTable(index=index, value=value)
+
+
+def _row_top(block: sp.csr_matrix, nodes: np.ndarray,
+             width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(row, col, value)`` of the CSR ``block``'s positive entries off the query's own column
+    whose value is at least the row's ``width``-th largest: every entry of the row's top
+    ``width``, ties at the boundary included, in row order; the sort then needs only these."""
+    counts = np.diff(block.indptr)
+    row = np.repeat(np.arange(nodes.size), counts)
+    col, data = block.indices, block.data
+    keep = (col != nodes[row]) & (data > 0)  # not the walk back to the query
+    row, col, data = row[keep], col[keep], data[keep]
+    counts = np.bincount(row, minlength=nodes.size)
+    long_rows = np.flatnonzero(counts > width)
+    if long_rows.size:
+        ends = np.cumsum(counts)
+        threshold = np.zeros(nodes.size, dtype=data.dtype)
+        for r in long_rows:
+            segment = data[ends[r] - counts[r]:ends[r]]
+            threshold[r] = np.partition(segment, segment.size - width)[segment.size - width]
+        keep = data >= threshold[row]
+        row, col, data = row[keep], col[keep], data[keep]
+    return row, col, data
 
 
 def top_walk_table(edge_index: Tensor, num_nodes: int, weights: Sequence[float], width: int,
@@ -223,10 +256,16 @@ class WalkSearch:
     """What :func:`choose_walk_channel` may use: named walks, each with its grid
     (:data:`models.baselines.WalkFamily`), and how many of the validation edges choose a walk's
     grid point (the first ``choice_edges``; None: all). With the baselines' grids and their count
-    of validation edges, each walk is the one its baseline picks."""
+    of validation edges, each walk is the one its baseline picks.
+
+    A walk's grid point and table depend on the training graph and the validation edges, not on
+    the embeddings, so one search keeps them (``tables``) for every model trained on the same
+    split: the variants of one seed compute each table once."""
 
     walks: dict[str, WalkFamily]
     choice_edges: int | None = None
+    tables: dict[tuple[str, str, int], tuple[dict[str, Any], WalkTable]] = field(default_factory=dict,
+                                                                                repr=False)
 
 
 def choose_walk_channel(rows: ScoreFn, num_nodes: int, edges: Tensor, exclude_indptr: Tensor,
@@ -240,12 +279,17 @@ def choose_walk_channel(rows: ScoreFn, num_nodes: int, edges: Tensor, exclude_in
     "val_mrr@10", "val_mrr@10_without", "tried": {walk: mrr}}``.
     """
     best_channel, report, tried = None, None, {}
+    choice = edges[:, :search.choice_edges]
+    split = hashlib.sha256(b"".join(tensor.contiguous().numpy().tobytes() for tensor in
+                                    (choice, exclude_indptr, exclude_indices))).hexdigest()
     for name, (build, grid) in search.walks.items():
-        chosen = dict(grid[0])
-        if len(grid) > 1:
-            chosen, _ = choose_on_validation(build, grid, edges[:, :search.choice_edges], exclude_indptr,
-                                             exclude_indices, num_nodes)
-        table = top_table(build(**chosen), num_nodes, width)
+        if (name, split, width) not in search.tables:
+            chosen = dict(grid[0])
+            if len(grid) > 1:
+                chosen, _ = choose_on_validation(build, grid, choice, exclude_indptr, exclude_indices,
+                                                 num_nodes)
+            search.tables[name, split, width] = chosen, top_table(build(**chosen), num_nodes, width)
+        chosen, table = search.tables[name, split, width]
         fit = fit_walk_channel(rows, table, edges, exclude_indptr, exclude_indices)
         tried[name] = fit["mrr@10"]
         if report is None or fit["mrr@10"] > report["val_mrr@10"] + 1e-9:

@@ -61,7 +61,7 @@ from pipeline.artifacts import SplitGraph, load_split_graph
 from pipeline.config import ConfigError, section, with_values
 from pipeline.settings import BaselineSettings, check_params
 from pipeline.storage import write_json
-from pipeline.train import fit_variant, save_embeddings
+from pipeline.train import channel_walks, fit_variant, save_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -232,14 +232,14 @@ def evaluate_seed(name: str, params: dict[str, Any], tuned: dict[str, Any], vari
     evaluation, total = evaluate_stage.evaluation_set(
         graph, str(evaluate_config["split"]), int(evaluate_config["max_queries"]),
         seed, ks, int(evaluate_config["low_degree_max"]), int(evaluate_config["non_edges"]))
-    trained = {}
+    trained, walks = {}, channel_walks(graph, params["evaluate"]["baselines"])
     for variant in variants:
         chosen = tuned_params if variant in tuned_variants else params
         log.info("compare %s seed %d: training %s (%s values)", name, seed, variant,
                  "tuned" if chosen is tuned_params and tuned else "params.yaml")
         started_ms = int(time.time() * 1000)
         result = fit_variant(variant, graph, chosen["neighbourhood"], chosen["train"], seed, None,
-                             baselines=params["evaluate"]["baselines"])
+                             walks=walks)
         save_embeddings(train_dir / variant / "embeddings.pt", result, variant)
         trained[variant] = {"started_ms": started_ms, "epochs": result.epochs,
                             "seconds": round(result.seconds, 1),

@@ -89,13 +89,15 @@ def fit_variant(
     progress: bool = True,
     walk_channel: bool = True,
     baselines: BaselineSettings | dict[str, Any] | None = None,
+    walks: WalkSearch | None = None,
 ) -> FitResult:
     """Train one variant (:func:`pipeline.fitting.fit_module`); resume from
     ``checkpoint_dir/last.ckpt`` if it has the same fingerprint of settings, seed and graph.
     The walk channel is fitted when ``walk_channel``, ``train.walk_channel`` and the variant has
     one (tuning trials pass False: their objective is the embeddings' validation MRR@10), from
     the walks of ``baselines`` (``evaluate.baselines``; None: the schema's defaults) at the grid
-    points those baselines pick (:func:`channel_walks`)."""
+    points those baselines pick (:func:`channel_walks`); pass ``walks``, built once for
+    ``graph``, to share the walks' tables between the variants of one split."""
     variant = get_variant(variant_name)
     config = as_settings(config, TrainSettings)
     neighbourhood = as_settings(neighbourhood, NeighbourhoodSettings)
@@ -110,7 +112,7 @@ def fit_variant(
     with_channel = walk_channel and config.walk_channel and variant.walk_channel
     return fit_module(module, config, checkpoint_dir, stamp, callbacks, logger, progress,
                       label=variant_name,
-                      walk_channel=channel_walks(graph, baselines) if with_channel else None,
+                      walk_channel=(walks or channel_walks(graph, baselines)) if with_channel else None,
                       refit_target_prior=walk_channel and config.refit_target_prior)
 
 

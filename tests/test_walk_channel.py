@@ -34,6 +34,32 @@ def test_table_keeps_the_largest_walk_entries_without_the_query():
         top_walk_table(TRAIN, N, (1,), width=0)
 
 
+@pytest.mark.parametrize("weights", [(1.0,), (1.0, 1.0, 1.0)])
+@pytest.mark.parametrize("chunk_entries", [1, 50, 1 << 24])
+def test_table_is_each_rows_largest_entries_whatever_the_chunking(weights, chunk_entries):
+    # One step: every entry of a row is 1/degree, so the table is all ties and keeps the
+    # smallest ids; three steps: distinct values. A chunk of 1 entry is one row per chunk.
+    from models.baselines import walk_scores
+    from models.walk_channel import top_table
+
+    generator = torch.Generator().manual_seed(0)
+    nodes, width = 30, 4
+    edges = torch.randint(0, nodes, (2, 120), generator=generator)
+    walk = walk_scores(edges, nodes, weights, symmetric=True)
+    dense = walk.raw_rows(torch.arange(nodes).numpy()).toarray()
+    dense[range(nodes), range(nodes)] = 0.0
+    expected_index = torch.arange(nodes).reshape(-1, 1).repeat(1, width)
+    expected_value = torch.zeros(nodes, width)
+    for node in range(nodes):
+        ranked = sorted((-dense[node, x], x) for x in range(nodes) if dense[node, x] > 0)[:width]
+        for slot, (negative, x) in enumerate(ranked):
+            expected_index[node, slot], expected_value[node, slot] = x, float(-negative)
+    expected_value /= expected_value[expected_value[:, 0] > 0, 0].mean()
+    table = top_table(walk, nodes, width, chunk_size=8, chunk_entries=chunk_entries)
+    assert torch.equal(table.index, expected_index)
+    torch.testing.assert_close(table.value, expected_value)
+
+
 def test_channel_adds_lambda_log_evidence_at_table_entries():
     table = top_walk_table(TRAIN, N, (1, 1), width=4)
     channel = WalkChannel(table.index, table.value, weight=2.0, floor=0.5)
@@ -125,3 +151,31 @@ def test_channel_takes_each_walk_at_the_grid_point_its_baseline_picks():
     assert report["val_mrr@10_without"] == 0.5 and report["weight"] > 0 and report["val_mrr@10"] == 1.0
     # its table is the one-step walk's: node 4's first entry is 3
     assert channel.index[4, 0].item() == 3
+
+
+def test_one_search_builds_each_walk_once_per_split():
+    # the variants of one seed share a search: a second model on the same validation edges
+    # reuses the walk's grid point and table; other validation edges choose and build anew
+    from models.baselines import walk_families
+    from models.walk_channel import WalkSearch, choose_walk_channel
+
+    indptr, indices = out_neighbour_csr(TRAIN, N)
+    family, grid = walk_families(TRAIN, N, [(1,), (0, 1)], [0.5], [0.0])["walk"]
+    built = []
+
+    def build(**settings):
+        built.append(settings["weights"])
+        return family(**settings)
+
+    search = WalkSearch({"walk": (build, grid)})
+    edges = torch.tensor([[3, 4], [1, 3]])
+    embeddings = torch.zeros(N, N)
+    embeddings[3, 0] = embeddings[4, 0] = 5.0  # as above: the one-step walk's bonus helps
+    embeddings[3, 1] = 0.1
+    first = choose_walk_channel(lambda q: embeddings[q], N, edges, indptr, indices, search)
+    assert built == [(1.0,), (0.0, 1.0), (1.0,)]  # two grid points, then the chosen one's table
+    second = choose_walk_channel(lambda q: 2 * embeddings[q], N, edges, indptr, indices, search)
+    assert len(built) == 3 and first[1]["walk"] == second[1]["walk"] == "walk"
+    assert second[0].index is first[0].index
+    choose_walk_channel(lambda q: embeddings[q], N, edges[:, :1], indptr, indices, search)
+    assert len(built) == 6
