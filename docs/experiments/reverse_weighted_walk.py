@@ -1,0 +1,84 @@
+"""The truncated walk on A + gamma A^T: the reverse edge weighted between the directed walk
+(gamma 0) and the symmetrised one (the shipped "walk on A + A^T" makes A + A^T binary; here a
+reciprocal pair weighs 1 + gamma). Validation MRR@10 of the walk alone and of a saved BLADE
+model with it as walk channel (lambda, epsilon refitted as training does), overall and on the
+two kinds of validation edge. Validation edges only; no test edge is scored.
+
+Run from the repository root after `dvc repro train` (amazon0302, seed 42):
+    python docs/experiments/reverse_weighted_walk.py outputs/train/blade/embeddings.pt 0 0.25 0.5 1 2 4
+docs/decisions.md has what it printed.
+"""
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from models.baselines import (
+    SparseRecommender,
+    _selector,
+    choose_on_validation,
+    popularity_fallback,
+    walk_scores,
+)
+from models.encoder import score as embedding_score
+from models.graph import reverse_exists
+from models.training import validation_set
+from models.walk_channel import TABLE_WIDTH, fit_walk_channel, top_table
+from pipeline.artifacts import load_split_graph
+
+STEPS = (1.0, 3.0, 3.0)  # the step weights amazon0302's walk baselines choose
+
+torch.set_num_threads(2)
+graph = load_split_graph()
+n = graph.num_nodes
+saved = torch.load(sys.argv[1], weights_only=True)
+source, target, scale = saved["source"], saved["target"], saved["scale"]
+val = validation_set(graph, 5000, 42)
+rows = lambda q: embedding_score(source[q], target, scale)  # noqa: E731
+reverse_in_training = reverse_exists(val.edges, graph.train, n)
+subsets = {"all": torch.ones_like(reverse_in_training), "reverse": reverse_in_training,
+           "one-way": ~reverse_in_training}
+
+
+def reverse_weighted_walk(gamma: float) -> SparseRecommender:
+    s, t = graph.train[0].numpy(), graph.train[1].numpy()
+    forward = sp.csr_matrix((np.ones(s.size, np.float32), (s, t)), shape=(n, n))
+    forward.sum_duplicates()
+    forward.data[:] = 1.0
+    weighted = (forward + gamma * forward.T).tocsr()
+    out = np.asarray(weighted.sum(axis=1)).reshape(-1)
+    transition = (sp.diags(np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)) @ weighted)
+    transition = transition.tocsr().astype(np.float32)
+
+    def factors(queries):
+        terms, position = [], _selector(queries, n)
+        for h, weight in enumerate(STEPS):
+            terms.append((weight, position, transition))
+            if h < len(STEPS) - 1:
+                position = position @ transition
+        return terms
+
+    return SparseRecommender(factors, popularity_fallback(graph.train, n))
+
+
+walks = {"shipped A + A^T (binary)": lambda: walk_scores(graph.train, n, STEPS, symmetric=True)}
+walks |= {f"A + {float(g):g} A^T": (lambda g=float(g): reverse_weighted_walk(g)) for g in sys.argv[2:]}
+print("walk | alone: all / reverse / one-way | BLADE + channel: all / reverse / one-way | lambda, eps")
+for name, build in walks.items():
+    started = time.time()
+    recommender = build()
+    alone = {key: choose_on_validation(lambda r=recommender: r, [{}], val.edges[:, mask], val.exclude_indptr,
+                                       val.exclude_indices, n)[1][0]["val_mrr@10"]
+             for key, mask in subsets.items()}
+    table = top_table(recommender, n, TABLE_WIDTH)
+    whole = fit_walk_channel(rows, table, val.edges, val.exclude_indptr, val.exclude_indices)
+    fused = {}
+    for key, mask in subsets.items():
+        fit = fit_walk_channel(rows, table, val.edges[:, mask], val.exclude_indptr, val.exclude_indices,
+                               weights=(0.0, whole["weight"]), floors=(whole["floor"],))
+        fused[key] = next(mrr for w, _, mrr in fit["grid"] if w == whole["weight"])
+    print(f"{name} | " + " / ".join(f"{alone[k]:.4f}" for k in subsets) + " | "
+          + " / ".join(f"{fused[k]:.4f}" for k in subsets)
+          + f" | {whole['weight']:g}, {whole['floor']:g} ({time.time() - started:.0f} s)", flush=True)
