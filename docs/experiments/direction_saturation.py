@@ -107,15 +107,10 @@ for name, pairs in methods.items():
     started = time.time()
     scores = [pairs(x.long(), y.long()).double() for x, y in ((u1, v1), (v1, u1), (a, b), (c, d))]
     rows = {}
-    for label, grid in (("none", None), ("delta", "delta"), ("saturation", "all")):
+    for label, grid in (("none", None), ("delta", ((1.0,), (1.0,))), ("saturation", (QUANTILES, EPSILONS))):
         results, picks = [], []
         for k in (0, 1):
-            if grid is None:
-                pick = (scores[2].max() + 1, 1.0, 0.0)
-            elif grid == "delta":
-                pick = fit(scores, folds[k], (1.0,), (1.0,))
-            else:
-                pick = fit(scores, folds[k])
+            pick = (scores[2].max() + 1, 1.0, 0.0) if grid is None else fit(scores, folds[k], *grid)
             results.append(evaluate(scores, folds[1 - k], *pick))
             edge_scores = scores[2][folds[k][2]]
             quantile = (edge_scores < pick[0]).double().mean().item()

@@ -6,24 +6,23 @@ it as a second channel on top of the saved model's own, overall and on the two k
 validation edge. Validation edges only; no test edge is scored.
 
 Run from the repository root after `dvc repro train` (amazon0302, seed 42):
-    python docs/experiments/reverse_weighted_walk.py outputs/train/blade/embeddings.pt 0 0.25 0.5 1 2 4
+    python docs/experiments/reverse_weighted_walk.py outputs/train/blade/embeddings.pt 0 0.1 0.25 0.5 1 2 4
 docs/decisions.md has what it printed.
 """
 import sys
 import time
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 
 from models.baselines import (
     SparseRecommender,
     _selector,
+    binary_adjacency,
     choose_on_validation,
     popularity_fallback,
+    transition_matrix,
     walk_scores,
 )
-from models.encoder import score as embedding_score
 from models.evaluation import saved_scorers
 from models.graph import reverse_exists
 from models.training import validation_set
@@ -37,9 +36,8 @@ torch.set_num_threads(2)
 graph = load_split_graph()
 n = graph.num_nodes
 saved = torch.load(sys.argv[1], weights_only=True)
-source, target, scale = saved["source"], saved["target"], saved["scale"]
 val = validation_set(graph, 5000, 42)
-rows = lambda q: embedding_score(source[q], target, scale)  # noqa: E731
+rows = saved_scorers(dict(saved, walk_channel=None))[0]  # the embeddings alone
 shipped = saved_scorers(saved)[0]  # the embeddings with the model's own walk channel
 reverse_in_training = reverse_exists(val.edges, graph.train, n)
 subsets = {"all": torch.ones_like(reverse_in_training), "reverse": reverse_in_training,
@@ -47,14 +45,8 @@ subsets = {"all": torch.ones_like(reverse_in_training), "reverse": reverse_in_tr
 
 
 def reverse_weighted_walk(gamma: float) -> SparseRecommender:
-    s, t = graph.train[0].numpy(), graph.train[1].numpy()
-    forward = sp.csr_matrix((np.ones(s.size, np.float32), (s, t)), shape=(n, n))
-    forward.sum_duplicates()
-    forward.data[:] = 1.0
-    weighted = (forward + gamma * forward.T).tocsr()
-    out = np.asarray(weighted.sum(axis=1)).reshape(-1)
-    transition = (sp.diags(np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)) @ weighted)
-    transition = transition.tocsr().astype(np.float32)
+    forward = binary_adjacency(graph.train, n, symmetric=False)
+    transition = transition_matrix((forward + gamma * forward.T).tocsr())
 
     def factors(queries):
         terms, position = [], _selector(queries, n)
