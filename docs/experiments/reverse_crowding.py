@@ -12,6 +12,7 @@ that trade with a saved model's fused score, as three rankings of the validation
 - oracle: each edge takes the better of the two, as a router that knew the edge's kind would.
   This bounds what any rule that moves a query's open in-neighbours as one block can gain;
 - only the best 1, 2 or 3 open in-neighbours (by the fused score) kept, the rest left out;
+- every open in-neighbour's fused score lowered (or raised) by a constant;
 - a router: a logistic model of the query's features (open in-neighbours, degrees, the score gap
   between its best open in-neighbour and its best other candidate) picks, per query, the
   shipped list or the list without open in-neighbours (2-fold cross-fit on the edges).
@@ -60,6 +61,14 @@ def open_in_neighbours(queries):
     return row, candidate[torch.repeat_interleave(start, count) + offset]
 
 
+def lowered_open_in_neighbours(queries, penalty):
+    """The fused rows with each query's open in-neighbours lowered by ``penalty``."""
+    scores = shipped(queries)
+    row, col = open_in_neighbours(queries)
+    scores[row, col] -= penalty
+    return scores
+
+
 def without_open_in_neighbours(queries, keep=0):
     """The fused rows with each query's open in-neighbours left out, but its ``keep`` best."""
     scores = shipped(queries)
@@ -94,6 +103,9 @@ rankings = {"shipped": shipped_ranks, "without open in-neighbours": pruned_ranks
 for keep in (1, 2, 3):
     rankings[f"only the {keep} best open in-neighbours kept"] = ranks(
         lambda queries, keep=keep: without_open_in_neighbours(queries, keep))
+for penalty in (-1.0, 0.5, 1.0, 2.0, 4.0, 8.0):
+    rankings[f"open in-neighbours lowered by {penalty:g}"] = ranks(
+        lambda queries, penalty=penalty: lowered_open_in_neighbours(queries, penalty))
 for name, r in rankings.items():
     cells = [ranking_metrics(r[mask], (10,))["mrr@10"]
              for mask in (torch.ones_like(reverse), reverse, ~reverse, ~reverse & has_open)]
