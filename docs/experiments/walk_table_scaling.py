@@ -5,11 +5,20 @@ entries, each row cut at its width-th largest value before the sort). Same table
     python docs/experiments/walk_table_scaling.py generate /tmp/hubs.csv   # Slashdot-like digraph
     python docs/experiments/walk_table_scaling.py time /tmp/hubs.csv [old]  # 'old' adds a6e645f's
     python docs/experiments/walk_table_scaling.py time data/amazon0302/amazon0302.txt.gz old
+    python docs/experiments/walk_table_scaling.py generate-talk /tmp/talk.csv  # wiki-Talk-like
+    python docs/experiments/walk_table_scaling.py estimate /tmp/talk.csv       # from 2,000 rows
 
 The generated graph: 77,000 nodes, Chung-Lu weights i^-0.55 (maximum degree about 4,600), about
 846,000 edges, 84% of them reciprocal, the size and reciprocity of a Slashdot-like social graph.
 Its 3-step walk rows hold about three quarters of all nodes. Timing uses 75% of the edges (a
 training split's share).
+
+The wiki-Talk-like graph (``generate-talk``): 1,000,000 nodes, about 2,000,000 edges, Chung-Lu
+with out-weights i^-0.9 (a few nodes write to a large share of the graph) and in-weights
+i^-0.5, the shape of a talk-page graph. ``estimate`` times the shipped table code (the rows'
+products and their cut at the 32nd value, not the small sort after it) on a seeded sample of
+2,000 rows of each of the four walks the channel's search builds, and scales the time to every
+node, since building the whole table there is what the estimate is about.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import pandas as pd
 import torch
 
 from models.baselines import rp3beta_scores, walk_scores
-from models.walk_channel import WalkTable, top_table
+from models.walk_channel import WalkTable, _row_top, top_table
 
 
 def generate(path: str) -> None:
@@ -42,6 +51,23 @@ def generate(path: str) -> None:
     pd.DataFrame({"source": [f"n{x}" for x in names[source]],
                   "target": [f"n{x}" for x in names[target]]}).to_csv(path, index=False)
     print(f"{path}: {source.size:,} edges, largest degree {np.bincount(np.r_[source, target]).max():,}")
+
+
+def generate_talk(path: str) -> None:
+    rng = np.random.default_rng(0)
+    nodes, pairs = 1_000_000, 2_100_000
+    out_weight = np.arange(1, nodes + 1) ** -0.9
+    in_weight = rng.permutation(np.arange(1, nodes + 1) ** -0.5)
+    source = rng.choice(nodes, pairs, p=out_weight / out_weight.sum())
+    target = rng.choice(nodes, pairs, p=in_weight / in_weight.sum())
+    key = np.unique(source * nodes + target)
+    source, target = key // nodes, key % nodes
+    distinct = source != target
+    source, target = source[distinct], target[distinct]
+    pd.DataFrame({"source": [f"n{x}" for x in source],
+                  "target": [f"n{x}" for x in target]}).to_csv(path, index=False)
+    print(f"{path}: {source.size:,} edges, largest out-degree {np.bincount(source).max():,}, "
+          f"largest in-degree {np.bincount(target).max():,}")
 
 
 def old_top_table(recommender, num_nodes: int, width: int, chunk_size: int = 4096) -> WalkTable:
@@ -67,20 +93,52 @@ def old_top_table(recommender, num_nodes: int, width: int, chunk_size: int = 409
     return WalkTable(index=index, value=value)
 
 
-def time_tables(path: str, with_old: bool) -> None:
+def read_training_edges(path: str) -> tuple[torch.Tensor, int]:
+    """75% of the file's edges (a training split's share) and the node count. A CSV's first two
+    columns are source and target; other files are SNAP edge lists (whitespace, ``#`` comments)."""
     if path.endswith(".csv"):
         frame = pd.read_csv(path)
-        source, target = frame["source"], frame["target"]
     else:
-        frame = pd.read_csv(path, sep="\t", comment="#", header=None)
-        source, target = frame[0], frame[1]
+        frame = pd.read_csv(path, sep=r"\s+", comment="#", header=None)
+    source, target = frame.iloc[:, 0], frame.iloc[:, 1]
     codes, _ = pd.factorize(pd.concat([source, target]))
     edges = torch.from_numpy(np.stack([codes[:len(source)], codes[len(source):]]).astype(np.int64))
     edges = edges[:, torch.rand(edges.shape[1], generator=torch.Generator().manual_seed(0)) < 0.75]
-    nodes = int(codes.max()) + 1
+    return edges, int(codes.max()) + 1
+
+
+def estimate_tables(path: str, sample: int = 2000) -> None:
+    edges, nodes = read_training_edges(path)
+    rows = np.sort(np.random.default_rng(0).choice(nodes, sample, replace=False))
+    total = 0.0
+    for name, walk in training_walks(edges, nodes, all_four=True).items():
+        started, entries = time.perf_counter(), 0
+        for start in range(0, sample, 64):
+            block = walk.raw_rows(rows[start:start + 64])
+            entries += block.nnz
+            _row_top(block, rows[start:start + 64], 32)
+        seconds = time.perf_counter() - started
+        print(f"{name}: {nodes:,} nodes, {entries / sample:,.0f} entries per row, {seconds:.1f} s "
+              f"for {sample:,} rows: about {seconds * nodes / sample / 60:,.0f} min for the table",
+              flush=True)
+        total += seconds * nodes / sample
+    print(f"the four tables: about {total / 60:,.0f} min per split (a whole build took 1.3-1.5 "
+          "times the estimate on the generated graphs)")
+
+
+def training_walks(edges: torch.Tensor, nodes: int, all_four: bool = False) -> dict:
+    """The walks timed; ``all_four``: every walk the channel's search builds a table of."""
     walks = {"walk on A + A^T (1, 3, 3)": walk_scores(edges, nodes, (1, 3, 3), True),
              "RP3beta on A (0.5, 0.2)": rp3beta_scores(edges, nodes, 0.5, 0.2, False)}
-    for name, walk in walks.items():
+    if all_four:
+        walks |= {"walk on A (1, 3, 3)": walk_scores(edges, nodes, (1, 3, 3), False),
+                  "RP3beta on A + A^T (0.5, 0.2)": rp3beta_scores(edges, nodes, 0.5, 0.2, True)}
+    return walks
+
+
+def time_tables(path: str, with_old: bool) -> None:
+    edges, nodes = read_training_edges(path)
+    for name, walk in training_walks(edges, nodes).items():
         started = time.perf_counter()
         table = top_table(walk, nodes, 32)
         line = f"{name}: {nodes:,} nodes, shipped {time.perf_counter() - started:.1f} s"
@@ -95,5 +153,9 @@ def time_tables(path: str, with_old: bool) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "generate":
         generate(sys.argv[2])
+    elif sys.argv[1] == "generate-talk":
+        generate_talk(sys.argv[2])
+    elif sys.argv[1] == "estimate":
+        estimate_tables(sys.argv[2])
     else:
         time_tables(sys.argv[2], with_old=sys.argv[3:] == ["old"])
