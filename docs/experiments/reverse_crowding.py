@@ -27,8 +27,9 @@ import torch
 
 from models.evaluation import saved_scorers
 from models.graph import in_out_degrees, reverse_exists
-from models.metrics import filtered_ranks, ranking_metrics
+from models.metrics import filtered_ranks, out_neighbour_csr, ranking_metrics
 from models.pair_metrics import direction_auc
+from models.sparse import csr_row_slots
 from models.training import validation_set
 from models.walk_channel import _exclude
 from pipeline.artifacts import load_split_graph
@@ -41,24 +42,15 @@ val = validation_set(graph, 5000, 42)
 reverse = reverse_exists(val.edges, graph.train, n)
 
 # open in-neighbours as CSR over the query: x with x -> q in training and not q -> x
-forward_keys = torch.unique(graph.train[0] * n + graph.train[1])
-source, target = graph.train
-backward = target * n + source  # the edge x -> q read as the pair (q, x)
-opened = ~torch.isin(backward, forward_keys)
-query, candidate = target[opened], source[opened]
-order = torch.argsort(query * n + candidate)
-query, candidate = query[order], candidate[order]
-indptr = torch.zeros(n + 1, dtype=torch.long)
-indptr[1:] = torch.bincount(query, minlength=n).cumsum(0)
+opened = ~reverse_exists(graph.train, graph.train, n)
+indptr, candidate = out_neighbour_csr(graph.train[:, opened].flip(0), n)
+open_count = indptr[1:] - indptr[:-1]
 
 
 def open_in_neighbours(queries):
     """``(row, column)`` of every open in-neighbour of each query of the batch."""
-    start, stop = indptr[queries], indptr[queries + 1]
-    count = stop - start
-    row = torch.repeat_interleave(torch.arange(queries.numel()), count)
-    offset = torch.arange(int(count.sum())) - torch.repeat_interleave(count.cumsum(0) - count, count)
-    return row, candidate[torch.repeat_interleave(start, count) + offset]
+    row, slot = csr_row_slots(indptr, queries)
+    return row, candidate[slot]
 
 
 def lowered_open_in_neighbours(queries, penalty):
@@ -69,9 +61,10 @@ def lowered_open_in_neighbours(queries, penalty):
     return scores
 
 
-def without_open_in_neighbours(queries, keep=0):
-    """The fused rows with each query's open in-neighbours left out, but its ``keep`` best."""
-    scores = shipped(queries)
+def without_open_in_neighbours(queries, keep=0, scores=None):
+    """The fused rows (``scores``, or computed) with each query's open in-neighbours left out,
+    but its ``keep`` best."""
+    scores = shipped(queries) if scores is None else scores.clone()
     row, col = open_in_neighbours(queries)
     if keep:
         value = scores[row, col]
@@ -91,7 +84,16 @@ def ranks(score_fn):
                           val.exclude_indices, n)
 
 
-has_open = (indptr[val.edges[0] + 1] - indptr[val.edges[0]]) > 0
+has_open = open_count[val.edges[0]] > 0
+SUBSETS = (torch.ones_like(reverse), reverse, ~reverse, ~reverse & has_open)
+
+
+def report(name, ranks_of_edges):
+    cells = [ranking_metrics(ranks_of_edges[mask], (10,))["mrr@10"] for mask in SUBSETS]
+    print(f"{name} | " + " / ".join(f"{c:.4f}" for c in cells)
+          + f" | {ranking_metrics(ranks_of_edges, (10,))['hit_rate@10']:.4f}", flush=True)
+
+
 print(f"{val.edges.shape[1]} validation edges: {reverse.float().mean():.3f} reverse in training; "
       f"{has_open.float().mean():.3f} have a query with an open in-neighbour "
       f"({has_open[~reverse].float().mean():.3f} of the one-way edges)")
@@ -107,10 +109,7 @@ for penalty in (-1.0, 0.5, 1.0, 2.0, 4.0, 8.0):
     rankings[f"open in-neighbours lowered by {penalty:g}"] = ranks(
         lambda queries, penalty=penalty: lowered_open_in_neighbours(queries, penalty))
 for name, r in rankings.items():
-    cells = [ranking_metrics(r[mask], (10,))["mrr@10"]
-             for mask in (torch.ones_like(reverse), reverse, ~reverse, ~reverse & has_open)]
-    print(f"{name} | " + " / ".join(f"{c:.4f}" for c in cells)
-          + f" | {ranking_metrics(r, (10,))['hit_rate@10']:.4f}", flush=True)
+    report(name, r)
 
 # A router from what is known of the query: leave its open in-neighbours out when a logistic
 # model of the query's features says its held-out edge is unlikely to be of the reverse kind.
@@ -123,11 +122,10 @@ for start in range(0, queries.numel(), 512):
     batch = queries[start:start + 512]
     full = shipped(batch)
     _exclude(full, batch, batch, val.exclude_indptr, val.exclude_indices)
-    pruned = without_open_in_neighbours(batch)
-    _exclude(pruned, batch, batch, val.exclude_indptr, val.exclude_indices)
+    pruned = without_open_in_neighbours(batch, scores=full)
     best_open = torch.where(full > pruned, full, torch.tensor(float("-inf"))).max(dim=1).values
     gap[start:start + 512] = (best_open - pruned.max(dim=1).values).clamp(-50, 50)
-features = torch.stack([torch.log1p((indptr[queries + 1] - indptr[queries]).float()),
+features = torch.stack([torch.log1p(open_count[queries].float()),
                         torch.log1p(out_degree[queries].float()), torch.log1p(in_degree[queries].float()),
                         gap], dim=1)
 features = (features - features.mean(0)) / features.std(0).clamp(min=1e-6)
@@ -170,7 +168,4 @@ tells = direction_auc(probability[reverse], probability[~reverse])
 among = direction_auc(probability[reverse & has_open], probability[~reverse & has_open])
 print(f"how well the features tell the kind (AUC, held-out halves): {tells:.4f}; "
       f"among queries with an open in-neighbour {among:.4f}")
-cells = [ranking_metrics(routed[mask], (10,))["mrr@10"]
-         for mask in (torch.ones_like(reverse), reverse, ~reverse, ~reverse & has_open)]
-print("router, 2-fold cross-fit | " + " / ".join(f"{c:.4f}" for c in cells)
-      + f" | {ranking_metrics(routed, (10,))['hit_rate@10']:.4f}", flush=True)
+report("router, 2-fold cross-fit", routed)
